@@ -1,0 +1,68 @@
+"""Input validation shared by every public entry point.
+
+Checks that look at tensor *values* (finiteness, index ranges) are skipped while
+``torch.compile`` traces, because a data-dependent branch would break the graph; shape checks
+are static and always run.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .errors import NonFiniteError, ShapeError
+
+
+def is_compiling() -> bool:
+    """Whether the caller is being traced by ``torch.compile`` (data checks are skipped then)."""
+    compiler = getattr(torch, "compiler", None)
+    if compiler is not None and hasattr(compiler, "is_compiling"):
+        return bool(compiler.is_compiling())
+    dynamo = getattr(torch, "_dynamo", None)  # torch < 2.3
+    return bool(dynamo is not None and dynamo.is_compiling())
+
+
+def check_latents(x: object, name: str, dim: int | None = None, *, finite: bool = True) -> Tensor:
+    """Check that ``x`` is a floating ``(B, dim)`` tensor with finite values and return it."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (B, n); got {type(x).__name__}")
+    if x.ndim != 2:
+        raise ShapeError(
+            f"{name} must have shape (B, n) (rank 2); got rank {x.ndim} with shape {tuple(x.shape)}"
+        )
+    if dim is not None and x.shape[1] != dim:
+        raise ShapeError(
+            f"{name}: axis 1 (latent width n) must be {dim}; got {x.shape[1]} "
+            f"(shape {tuple(x.shape)})"
+        )
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor; got dtype {x.dtype}")
+    if finite:
+        check_finite(x, name)
+    return x
+
+
+def check_finite(x: Tensor, name: str, max_shown: int = 5) -> None:
+    """Raise :class:`NonFiniteError` naming how many entries of ``x`` are NaN/inf and where."""
+    if is_compiling():
+        return
+    bad = ~torch.isfinite(x)
+    count = int(bad.sum())
+    if count == 0:
+        return
+    where = [tuple(int(i) for i in idx) for idx in bad.nonzero()[:max_shown].tolist()]
+    n_nan = int(torch.isnan(x).sum())
+    more = "" if count <= max_shown else f" (first {max_shown} shown)"
+    raise NonFiniteError(
+        f"{name} contains {count} non-finite value(s) ({n_nan} NaN, {count - n_nan} inf) "
+        f"at index {where}{more}; expected finite values"
+    )
+
+
+def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
+    """Return ``value`` as an int, raising ``ValueError`` unless it is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int; got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value}")
+    return value

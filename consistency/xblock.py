@@ -1,0 +1,225 @@
+"""The explicit causal latent block (XBlock): noise N -> causes Z through gated structural MLPs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ._checks import check_latents, check_positive_int
+from .errors import ShapeError
+
+__all__ = ["XBlock"]
+
+
+def _mlp(n_in: int, hidden: Sequence[int], n_out: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    width = n_in
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.Mish()]
+        width = h
+    layers.append(nn.Linear(width, n_out))
+    return nn.Sequential(*layers)
+
+
+class XBlock(nn.Module):
+    r"""Explicit causal latent block: structured causes Z from independent noise N.
+
+    Units follow a fixed topological order ``0 .. n-1``; unit ``i`` computes
+
+    .. math:: Z_i = f_i\big(\mathrm{concat}(M_{0i} Z_0, \dots, M_{(i-1)i} Z_{i-1}),\ N_i\big)
+
+    with one MLP :math:`f_i: (i\cdot u + 1) \to 10 \to 10 \to u` (Mish after each hidden layer)
+    and a learnable gate :math:`M_{ji} \in (0, 1)` per edge ``j -> i``, one logit per edge shared by
+    the ``u`` dims of the parent unit. In training the gates are Gumbel-sigmoid (binary concrete)
+    samples :math:`\sigma((\alpha + \log U - \log(1-U)) / \tau)`; in eval mode they are
+    :math:`\sigma(\alpha / \tau)`. With ``hard=True`` gates are 0/1 (straight-through in training).
+
+    ``tau`` is a plain attribute a training loop may anneal. Retrofit a model whose latent was
+    ``nn.Identity()`` with ``model.latent = XBlock(n, unit_size)``; for ``unit_size > 1`` the
+    decoder must take ``n * unit_size`` inputs (:meth:`check_decoder` says so when it does not).
+
+    Args:
+        n: number of latent units (noise width).
+        unit_size: dims per cause ``u``; the output has width ``n * u``.
+        hidden: hidden widths of every :math:`f_i`.
+        tau: gate temperature (> 0).
+        hard: 0/1 gates (straight-through estimator in training, ``1[alpha > 0]`` at eval).
+        out_activation: module applied to each unit's output (``None``: none; the authors used Mish).
+        logit_init_std: gate logits start from ``N(0, std^2)`` (0: all gates start at 0.5).
+
+    Shapes:
+        ``forward``: ``(B, n) -> (B, n * unit_size)``.
+
+    Example:
+        >>> import torch
+        >>> block = XBlock(6, unit_size=4)
+        >>> block(torch.randn(2, 6)).shape
+        torch.Size([2, 24])
+        >>> block.adjacency().shape
+        torch.Size([6, 6])
+    """
+
+    edge_index: Tensor
+
+    def __init__(
+        self,
+        n: int,
+        unit_size: int = 1,
+        hidden: Sequence[int] = (10, 10),
+        tau: float = 0.5,
+        hard: bool = False,
+        out_activation: nn.Module | Callable[[], nn.Module] | None = None,
+        logit_init_std: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.n = check_positive_int(n, "n")
+        self.unit_size = check_positive_int(unit_size, "unit_size")
+        if not tau > 0:
+            raise ValueError(f"tau must be > 0; got {tau}")
+        self.tau = float(tau)
+        self.hard = bool(hard)
+        self.hidden = tuple(int(h) for h in hidden)
+        self.units = nn.ModuleList(
+            _mlp(i * self.unit_size + 1, self.hidden, self.unit_size) for i in range(self.n)
+        )
+        if out_activation is not None and not isinstance(out_activation, nn.Module):
+            out_activation = out_activation()
+        self.out_activation = out_activation
+        parents, children = torch.triu_indices(self.n, self.n, offset=1)
+        self.register_buffer("edge_index", torch.stack([parents, children]), persistent=False)
+        self.gate_logits = nn.Parameter(torch.randn(parents.numel()) * logit_init_std)
+
+    @property
+    def out_features(self) -> int:
+        """Width of the output, ``n * unit_size``."""
+        return self.n * self.unit_size
+
+    def extra_repr(self) -> str:
+        return f"n={self.n}, unit_size={self.unit_size}, tau={self.tau}, hard={self.hard}"
+
+    # ------------------------------------------------------------------ gates
+    def _gate_values(self, batch: int, device: torch.device) -> Tensor:
+        """Gates ``(B or 1, n, n)``, ``[.., j, i]`` = gate on edge ``j -> i`` (zero elsewhere)."""
+        logits = self.gate_logits
+        if self.training:
+            u = torch.rand(batch, logits.numel(), device=device, dtype=logits.dtype)
+            u = u.clamp(1e-6, 1 - 1e-6)
+            soft = torch.sigmoid((logits + torch.log(u) - torch.log1p(-u)) / self.tau)
+            gates = (soft > 0.5).to(soft) + soft - soft.detach() if self.hard else soft
+        elif self.hard:
+            gates = (logits > 0).to(logits).expand(1, -1)
+        else:
+            gates = torch.sigmoid(logits / self.tau).expand(1, -1)
+        full = gates.new_zeros(gates.shape[0], self.n, self.n)
+        full[:, self.edge_index[0], self.edge_index[1]] = gates
+        return full
+
+    @torch.no_grad()
+    def adjacency(self) -> Tensor:
+        """Deterministic gate matrix ``(n, n)``: ``A[j, i]`` is the gate on parent ``j`` -> child ``i``.
+
+        Zero on and below the diagonal. Uses the eval-mode gates (``sigmoid(alpha / tau)``, or
+        ``1[alpha > 0]`` when ``hard``), whatever mode the module is in.
+        """
+        logits = self.gate_logits.detach()
+        gates = (logits > 0).to(logits) if self.hard else torch.sigmoid(logits / self.tau)
+        adj = logits.new_zeros(self.n, self.n)
+        adj[self.edge_index[0], self.edge_index[1]] = gates
+        return adj
+
+    def edge_density(self, threshold: float = 0.5) -> float:
+        """Share of the ``n(n-1)/2`` possible edges whose gate exceeds ``threshold`` (0 when n = 1)."""
+        possible = self.n * (self.n - 1) // 2
+        if possible == 0:
+            return 0.0
+        return float((self.adjacency() > threshold).sum()) / possible
+
+    def gate_confidence(self) -> float:
+        """Mean ``|2 A[j, i] - 1|`` over possible edges: 0 = every gate undecided at 0.5, 1 = all at 0/1.
+
+        Read it beside :meth:`edge_density`: a density read off undecided gates is noise.
+        """
+        if self.n < 2:
+            return 1.0
+        adj = self.adjacency()
+        gates = adj[self.edge_index[0], self.edge_index[1]]
+        return float((2 * gates - 1).abs().mean())
+
+    # ---------------------------------------------------------------- forward
+    def _intervention_value(self, unit: int, value: Tensor | float, like: Tensor) -> Tensor:
+        v = torch.as_tensor(value, device=like.device, dtype=like.dtype)
+        batch, u = like.shape[0], self.unit_size
+        if v.ndim == 0:
+            v = v.expand(u)
+        if v.shape == (u,):
+            return v.expand(batch, u)
+        if v.shape == (batch, u):
+            return v
+        raise ShapeError(
+            f"intervene[{unit}] must have shape (unit_size,) = ({u},) or (B, unit_size) = "
+            f"({batch}, {u}); got {tuple(v.shape)}"
+        )
+
+    def forward(
+        self, noise: Tensor, *, intervene: Mapping[int, Tensor | float] | None = None
+    ) -> Tensor:
+        """Causes ``(B, n * unit_size)`` from noise ``(B, n)``.
+
+        Args:
+            noise: ``(B, n)``.
+            intervene: ``{m: v}`` for ``do(Z_m := v)``, ``v`` of shape ``(unit_size,)`` or
+                ``(B, unit_size)``: unit ``m``'s output is replaced (its parents are cut) and its
+                descendants are recomputed from the new value.
+        """
+        check_latents(noise, "noise", self.n, finite=False)
+        interventions = dict(intervene or {})
+        for unit in interventions:
+            if not (isinstance(unit, int) and 0 <= unit < self.n):
+                raise ShapeError(
+                    f"intervene keys must be unit indices in [0, {self.n}); got {unit!r}"
+                )
+        batch = noise.shape[0]
+        gates = self._gate_values(batch, noise.device)
+        causes: list[Tensor] = []
+        for i, f in enumerate(self.units):
+            if i in interventions:
+                z = self._intervention_value(i, interventions[i], noise)
+            else:
+                n_i = noise[:, i : i + 1]
+                if i == 0:
+                    inp = n_i
+                else:
+                    parents = torch.stack(causes, dim=1)  # (B, i, u)
+                    gated = parents * gates[:, :i, i, None].to(parents.dtype)
+                    inp = torch.cat([gated.flatten(1), n_i.to(gated.dtype)], dim=1)
+                z = f(inp)
+                if self.out_activation is not None:
+                    z = self.out_activation(z)
+            causes.append(z)
+        return torch.cat(causes, dim=1)
+
+    def causes(
+        self, noise: Tensor, *, intervene: Mapping[int, Tensor | float] | None = None
+    ) -> Tensor:
+        """:meth:`forward` reshaped unit-wise: ``(B, n, unit_size)``."""
+        return self.forward(noise, intervene=intervene).view(noise.shape[0], self.n, self.unit_size)
+
+    def check_decoder(self, decoder: Callable[[Tensor], object]) -> None:
+        """Raise :class:`~consistency.errors.ShapeError` unless ``decoder`` accepts this block's output.
+
+        Runs ``decoder`` once on zeros ``(2, n * unit_size)`` (under ``no_grad``).
+        """
+        p = next(iter(self.parameters()))
+        probe = torch.zeros(2, self.out_features, device=p.device, dtype=p.dtype)
+        try:
+            with torch.no_grad():
+                decoder(probe)
+        except RuntimeError as err:
+            raise ShapeError(
+                f"the decoder does not accept the XBlock's output of width n * unit_size = "
+                f"{self.n} * {self.unit_size} = {self.out_features}; a decoder fed by "
+                f"XBlock({self.n}, unit_size={self.unit_size}) must take {self.out_features} "
+                f"inputs (the decoder raised: {err})"
+            ) from err

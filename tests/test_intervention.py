@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from consistency import ShapeError, intervene
+
+
+@given(st.integers(1, 4), st.integers(1, 6), st.integers(0, 999))
+def test_intervene_sets_one_coordinate(batch: int, n: int, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(batch, n, generator=g)
+    dims = torch.randint(n, (batch,), generator=g)
+    values = torch.randn(batch, generator=g)
+    out = intervene(noise, dims, values)
+    for b in range(batch):
+        for i in range(n):
+            expected = values[b] if i == dims[b] else noise[b, i]
+            assert out[b, i] == expected
+    assert not out.data_ptr() == noise.data_ptr()
+
+
+def test_int_dims_and_scalar_values_and_grad() -> None:
+    noise = torch.randn(3, 4, requires_grad=True)
+    v = torch.tensor(2.0, requires_grad=True)
+    out = intervene(noise, 1, v)
+    assert torch.equal(out[:, 1], torch.full((3,), 2.0))
+    out.sum().backward()
+    assert noise.grad is not None and torch.equal(noise.grad[:, 1], torch.zeros(3))
+    assert float(v.grad) == 3.0  # type: ignore[arg-type]
+    assert torch.equal(intervene(noise, -1, 0.0)[:, 3], torch.zeros(3))
+
+
+def test_errors() -> None:
+    noise = torch.zeros(2, 3)
+    with pytest.raises(ShapeError, match=r"dims must lie in \[0, 3\)"):
+        intervene(noise, torch.tensor([0, 3]), 1.0)
+    with pytest.raises(ShapeError, match=r"dims must have shape \(B,\) = \(2,\)"):
+        intervene(noise, torch.tensor([0]), 1.0)
+    with pytest.raises(ShapeError, match="out of range"):
+        intervene(noise, 5, 1.0)
+    with pytest.raises(ShapeError, match=r"values must be a scalar or have shape \(B,\)"):
+        intervene(noise, 0, torch.zeros(3))
+    with pytest.raises(TypeError, match="dims must be an int or an integer tensor"):
+        intervene(noise, torch.tensor([0.0, 1.0]), 1.0)
+    with pytest.raises(ShapeError, match="rank 2"):
+        intervene(torch.zeros(3), 0, 1.0)
+
+
+def test_compile_matches_eager() -> None:
+    noise = torch.randn(5, 3)
+    dims = torch.tensor([0, 1, 2, 0, 1])
+    values = torch.randn(5)
+    compiled = torch.compile(intervene, fullgraph=True, backend="eager")
+    assert torch.equal(compiled(noise, dims, values), intervene(noise, dims, values))

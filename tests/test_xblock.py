@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+from consistency import ShapeError, XBlock
+from consistency.testing import assert_xblock_causal_order
+
+
+@given(st.integers(1, 5), st.integers(1, 3), st.integers(1, 4), st.booleans(), st.integers(0, 999))
+def test_children_never_depend_on_later_units(
+    n: int, u: int, batch: int, train: bool, seed: int
+) -> None:
+    torch.manual_seed(seed)
+    block = XBlock(n, u, logit_init_std=1.0).train(train)
+    assert_xblock_causal_order(block, torch.randn(batch, n, dtype=torch.float64), seed=seed)
+
+
+@given(st.integers(2, 5), st.integers(1, 3), st.integers(0, 999))
+def test_closed_gates_leave_only_own_noise(n: int, u: int, seed: int) -> None:
+    torch.manual_seed(seed)
+    block = XBlock(n, u, hard=True).eval()
+    with torch.no_grad():
+        block.gate_logits.fill_(-5.0)  # every gate closed
+    noise = torch.randn(3, n, dtype=torch.float64)
+    block = block.double()
+    jac = torch.autograd.functional.jacobian(lambda x: block.causes(x), noise)  # (B,n,u,B,n)
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                assert float(jac[:, i, :, :, j].abs().max()) == 0.0
+    assert float(jac[0, n - 1, :, 0, n - 1].abs().max()) > 0
+
+
+@given(st.integers(2, 5), st.integers(1, 3), st.integers(0, 999))
+def test_do_on_cause_cuts_parents(n: int, u: int, seed: int) -> None:
+    torch.manual_seed(seed)
+    block = XBlock(n, u, logit_init_std=1.0).eval().double()
+    with torch.no_grad():
+        block.gate_logits.fill_(3.0)  # all edges open so every unit has parents
+    m = int(torch.randint(1, n, ()).item())
+    value = torch.randn(u, dtype=torch.float64)
+    noise = torch.randn(4, n, dtype=torch.float64)
+    plain = block.causes(noise)
+    done = block.causes(noise, intervene={m: value})
+    assert torch.equal(done[:, m], value.expand(4, u))
+    assert torch.equal(done[:, :m], plain[:, :m])
+    # changing any earlier noise no longer changes unit m
+    noise2 = noise.clone()
+    noise2[:, :m] += 1.0
+    assert torch.equal(block.causes(noise2, intervene={m: value})[:, m], done[:, m])
+    # but it does change unit m without the intervention
+    assert not torch.allclose(block.causes(noise2)[:, m], plain[:, m])
+    # descendants are recomputed from the new value
+    if m < n - 1:
+        assert not torch.allclose(done[:, m + 1 :], plain[:, m + 1 :])
+    per_row = torch.randn(4, u, dtype=torch.float64)
+    assert torch.equal(block.causes(noise, intervene={m: per_row})[:, m], per_row)
+
+
+def test_parameter_counts_match_paper_table4() -> None:
+    def count(b: nn.Module) -> int:
+        return sum(p.numel() for p in b.parameters())
+
+    assert count(XBlock(6, 1)) == 1011  # XAE S - AE S
+    assert count(XBlock(12, 1)) == 2418  # XAE Standard - AE Standard
+    assert count(XBlock(6, 4)) == 1659  # S4 block (decoder input grows separately)
+
+
+def test_adjacency_density_confidence() -> None:
+    block = XBlock(4)
+    adj = block.adjacency()
+    assert adj.shape == (4, 4)
+    assert torch.equal(adj.tril(), torch.zeros(4, 4))
+    assert torch.allclose(adj.triu(1), torch.full((4, 4), 0.5).triu(1))
+    assert block.gate_confidence() == 0.0
+    with torch.no_grad():
+        block.gate_logits.copy_(torch.tensor([10.0, -10, 10, -10, 10, -10]))
+    assert block.edge_density() == pytest.approx(0.5)
+    assert block.gate_confidence() == pytest.approx(1.0, abs=1e-6)
+    block.hard = True
+    assert set(block.adjacency().unique().tolist()) == {0.0, 1.0}
+    assert XBlock(1).edge_density() == 0.0
+
+
+def test_gates_train_vs_eval() -> None:
+    block = XBlock(3, logit_init_std=1.0)
+    noise = torch.randn(5, 3)
+    block.eval()
+    assert torch.equal(block(noise), block(noise))  # deterministic at eval
+    block.train()
+    assert not torch.equal(block(noise), block(noise))  # Gumbel noise in training
+    block.hard = True
+    out = block(noise)
+    out.sum().backward()
+    assert block.gate_logits.grad is not None  # straight-through reaches the logits
+
+
+def test_retrofit_keeps_shapes_and_checks_decoder() -> None:
+    class AE(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.enc = nn.Linear(8, 3)
+            self.latent: nn.Module = nn.Identity()
+            self.dec = nn.Linear(3, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.dec(self.latent(self.enc(x)))
+
+    model = AE()
+    x = torch.randn(2, 8)
+    before = model(x).shape
+    model.latent = XBlock(3, 1)
+    assert model(x).shape == before
+    model.latent.check_decoder(model.dec)
+    wide = XBlock(3, 4)
+    with pytest.raises(ShapeError, match=r"n \* unit_size = 3 \* 4 = 12.*must take 12 inputs"):
+        wide.check_decoder(model.dec)
+
+
+def test_errors() -> None:
+    block = XBlock(3, 2)
+    with pytest.raises(ShapeError, match=r"axis 1 .* must be 3; got 4"):
+        block(torch.randn(2, 4))
+    with pytest.raises(ShapeError, match=r"intervene\[1\] must have shape \(unit_size,\) = \(2,\)"):
+        block(torch.randn(2, 3), intervene={1: torch.zeros(3)})
+    with pytest.raises(ShapeError, match="unit indices in"):
+        block(torch.randn(2, 3), intervene={5: torch.zeros(2)})
+    with pytest.raises(ValueError, match="tau must be > 0"):
+        XBlock(3, tau=0.0)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        XBlock(0)
+
+
+def test_out_activation_and_dtypes() -> None:
+    block = XBlock(3, 2, out_activation=nn.Mish)
+    assert isinstance(block.out_activation, nn.Mish)
+    noise = torch.randn(4, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = block(noise)
+    assert out.shape == (4, 6) and torch.isfinite(out.float()).all()
+    assert block.double()(noise.double()).dtype == torch.float64
+
+
+def test_compile_matches_eager() -> None:
+    block = XBlock(4, 2, logit_init_std=1.0).eval()
+    noise = torch.randn(8, 4)
+    compiled = torch.compile(block, fullgraph=True, backend="eager")
+    assert torch.allclose(compiled(noise), block(noise))
