@@ -5,6 +5,7 @@ interpretation of encoder outputs, and the exceptions (all deriving from
 :class:`ConsistencyError`).
 """
 
+from . import functional
 from ._version import __version__
 from .encoding import posterior_mean
 from .errors import (
@@ -15,7 +16,15 @@ from .errors import (
     NonFiniteError,
     ShapeError,
 )
+from .evaluator import (
+    ConsistencyEvaluator,
+    ConsistencyReport,
+    SelfConsistencyTable,
+    evaluation_mode,
+)
 from .intervention import intervene
+from .losses import EquivarianceLoss, InvarianceLoss
+from .response import Interventions, draw_interventions, response
 from .sampler import SAMPLING_MODES, AggregatePosterior, SamplingMode
 from .xblock import XBlock
 
@@ -23,14 +32,24 @@ __all__ = [
     "SAMPLING_MODES",
     "AggregatePosterior",
     "ConsistencyError",
+    "ConsistencyEvaluator",
+    "ConsistencyReport",
     "DataFileError",
     "EmptySamplerError",
     "EncoderOutputError",
+    "EquivarianceLoss",
+    "Interventions",
+    "InvarianceLoss",
     "NonFiniteError",
     "SamplingMode",
+    "SelfConsistencyTable",
     "ShapeError",
     "XBlock",
     "__version__",
+    "draw_interventions",
+    "evaluation_mode",
+    "functional",
     "intervene",
     "posterior_mean",
+    "response",
 ]

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from ._checks import check_latents, check_positive_int
 from ._dist import all_gather_rows
 from .errors import EmptySamplerError, ShapeError
+from .functional import hybridise
 
 __all__ = ["SAMPLING_MODES", "AggregatePosterior", "SamplingMode"]
 
@@ -153,7 +154,7 @@ class AggregatePosterior(nn.Module):
         if mode == "posterior":
             return bank[self._randint(size, (k,), generator)].clone()
         if mode == "hybrid":
-            return bank.gather(0, self._randint(size, (k, self.dim), generator))
+            return hybridise(bank, k, generator)
         lo, hi = self.bounds()
         device = generator.device if generator is not None else bank.device
         u = torch.rand((k, self.dim), generator=generator, device=device).to(bank)

@@ -100,8 +100,14 @@ class XBlock(nn.Module):
         return f"n={self.n}, unit_size={self.unit_size}, tau={self.tau}, hard={self.hard}"
 
     # ------------------------------------------------------------------ gates
-    def _gate_values(self, batch: int, device: torch.device) -> Tensor:
-        """Gates ``(B or 1, n, n)``, ``[.., j, i]`` = gate on edge ``j -> i`` (zero elsewhere)."""
+    def sample_gates(self, batch: int, device: torch.device | None = None) -> Tensor:
+        """Gates for one forward pass, ``(B or 1, n, n)``; ``[b, j, i]`` gates edge ``j -> i``.
+
+        In training mode one Gumbel-sigmoid draw per row (``(B, n, n)``); in eval mode the
+        deterministic gates (``(1, n, n)``). Pass the result as ``forward(..., gates=...)`` to
+        run two inputs through the *same* gate draw (the equivariance loss does).
+        """
+        device = device if device is not None else self.gate_logits.device
         logits = self.gate_logits
         if self.training:
             u = torch.rand(batch, logits.numel(), device=device, dtype=logits.dtype)
@@ -163,7 +169,11 @@ class XBlock(nn.Module):
         )
 
     def forward(
-        self, noise: Tensor, *, intervene: Mapping[int, Tensor | float] | None = None
+        self,
+        noise: Tensor,
+        *,
+        intervene: Mapping[int, Tensor | float] | None = None,
+        gates: Tensor | None = None,
     ) -> Tensor:
         """Causes ``(B, n * unit_size)`` from noise ``(B, n)``.
 
@@ -172,6 +182,7 @@ class XBlock(nn.Module):
             intervene: ``{m: v}`` for ``do(Z_m := v)``, ``v`` of shape ``(unit_size,)`` or
                 ``(B, unit_size)``: unit ``m``'s output is replaced (its parents are cut) and its
                 descendants are recomputed from the new value.
+            gates: gates from :meth:`sample_gates` to use instead of a fresh draw.
         """
         check_latents(noise, "noise", self.n, finite=False)
         interventions = dict(intervene or {})
@@ -181,7 +192,13 @@ class XBlock(nn.Module):
                     f"intervene keys must be unit indices in [0, {self.n}); got {unit!r}"
                 )
         batch = noise.shape[0]
-        gates = self._gate_values(batch, noise.device)
+        if gates is None:
+            gates = self.sample_gates(batch, noise.device)
+        elif gates.shape not in ((batch, self.n, self.n), (1, self.n, self.n)):
+            raise ShapeError(
+                f"gates must have shape (B, n, n) = ({batch}, {self.n}, {self.n}) or (1, n, n); "
+                f"got {tuple(gates.shape)}"
+            )
         causes: list[Tensor] = []
         for i, f in enumerate(self.units):
             if i in interventions:
@@ -201,10 +218,15 @@ class XBlock(nn.Module):
         return torch.cat(causes, dim=1)
 
     def causes(
-        self, noise: Tensor, *, intervene: Mapping[int, Tensor | float] | None = None
+        self,
+        noise: Tensor,
+        *,
+        intervene: Mapping[int, Tensor | float] | None = None,
+        gates: Tensor | None = None,
     ) -> Tensor:
         """:meth:`forward` reshaped unit-wise: ``(B, n, unit_size)``."""
-        return self.forward(noise, intervene=intervene).view(noise.shape[0], self.n, self.unit_size)
+        out = self.forward(noise, intervene=intervene, gates=gates)
+        return out.view(noise.shape[0], self.n, self.unit_size)
 
     def check_decoder(self, decoder: Callable[[Tensor], object]) -> None:
         """Raise :class:`~consistency.errors.ShapeError` unless ``decoder`` accepts this block's output.

@@ -1,0 +1,478 @@
+"""ConsistencyEvaluator: the paper's consistency scores and diagnostics for any encoder/decoder."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from ._checks import check_positive_int
+from .errors import EmptySamplerError
+from .functional import (
+    hybridise,
+    imq_mmd,
+    normalised_change,
+    score_from_errors,
+    self_consistency,
+    self_consistency_authors,
+)
+from .intervention import intervene
+from .response import Decoder, Encoder, response
+from .sampler import AggregatePosterior, _check_mode
+from .xblock import XBlock
+
+__all__ = ["ConsistencyEvaluator", "ConsistencyReport", "SelfConsistencyTable"]
+
+Convention = Literal["spec", "authors"]
+
+
+def _fmt(x: float) -> str:
+    return "  nan" if math.isnan(x) else f"{x:5.2f}"
+
+
+def _matrix_str(name: str, m: Tensor) -> list[str]:
+    n = m.shape[0]
+    lines = [
+        f"{name} [row m = intervened, column i = response]",
+        "      " + " ".join(f"{i:>5d}" for i in range(n)),
+    ]
+    lines += [f"{r:>5d} " + " ".join(_fmt(float(v)) for v in m[r]) for r in range(n)]
+    return lines
+
+
+@dataclass
+class ConsistencyReport:
+    """Scores of one evaluation (SPEC.md, "Consistency scores").
+
+    Attributes:
+        mode: prior sampling mode used.
+        convention: ``"spec"`` or ``"authors"``.
+        invariance: ``(n, n)`` INV[m, i]; 1 off the diagonal is perfect.
+        equivariance: ``(n, n)`` EQV[m, i], or ``None`` without an XBlock.
+        self_consistency: ``(n,)`` SCN[i].
+        collapsed: dimensions whose diagonal invariance exceeds ``collapse_threshold``.
+        collapse_threshold: the threshold used (default 0.9).
+        mmd_hybrid: IMQ-kernel squared MMD between the posterior bank and its hybridised version.
+        adjacency: ``(n, n)`` XBlock gates (row parent, column child) or ``None``.
+        edge_density: share of possible edges with gate > 0.5, or ``None``.
+        gate_confidence: mean ``|2A - 1|`` over possible edges, or ``None``.
+        mean_invariance: mean off-diagonal invariance (NaNs ignored).
+        mean_equivariance: mean equivariance, or ``None``.
+        mean_self_consistency: mean self-consistency.
+        n_samples, n_interventions: Monte-Carlo sizes.
+    """
+
+    mode: str
+    convention: str
+    invariance: Tensor
+    equivariance: Tensor | None
+    self_consistency: Tensor
+    collapsed: list[int]
+    collapse_threshold: float
+    mmd_hybrid: float
+    adjacency: Tensor | None
+    edge_density: float | None
+    gate_confidence: float | None
+    mean_invariance: float
+    mean_equivariance: float | None
+    mean_self_consistency: float
+    n_samples: int
+    n_interventions: int
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return int(self.invariance.shape[0])
+
+    @property
+    def graph_undecided(self) -> bool:
+        """Whether the XBlock's gates are too close to 0.5 for a graph to mean anything (< 0.5)."""
+        return self.gate_confidence is not None and self.gate_confidence < 0.5
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict (tensors as nested lists, NaN as ``None``)."""
+
+        def clean(v: Any) -> Any:
+            if isinstance(v, Tensor):
+                return clean(v.detach().cpu().double().tolist())
+            if isinstance(v, float):
+                return None if math.isnan(v) else v
+            if isinstance(v, list):
+                return [clean(x) for x in v]
+            if isinstance(v, dict):
+                return {k: clean(x) for k, x in v.items()}
+            return v
+
+        return {k: clean(v) for k, v in asdict(self).items()}
+
+    def save(self, directory: str | Path, figures: bool = True) -> Path:
+        """Write ``report.json`` (and the heatmaps as PNG when matplotlib is installed) to ``directory``."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.json").write_text(json.dumps(self.to_dict(), indent=2))
+        (out / "report.txt").write_text(str(self) + "\n")
+        if figures:
+            try:
+                from . import plots
+            except ImportError:
+                warnings.warn(
+                    "matplotlib is not installed: report saved without figures", stacklevel=2
+                )
+            else:
+                plots.save_report_figures(self, out)
+        return out
+
+    def __str__(self) -> str:
+        lines = [
+            f"ConsistencyReport(mode={self.mode!r}, convention={self.convention!r}, n={self.n}, "
+            f"samples={self.n_samples}, interventions/dim={self.n_interventions})",
+            f"  mean off-diagonal invariance : {_fmt(self.mean_invariance)}",
+        ]
+        if self.mean_equivariance is not None:
+            lines.append(f"  mean equivariance            : {_fmt(self.mean_equivariance)}")
+        lines += [
+            f"  mean self-consistency        : {_fmt(self.mean_self_consistency)}",
+            "  self-consistency per dim     : "
+            + " ".join(_fmt(float(v)) for v in self.self_consistency),
+            f"  collapsed dims (diag INV > {self.collapse_threshold}): {self.collapsed or 'none'}",
+            f"  noise independence MMD^2     : {self.mmd_hybrid:.4g}",
+        ]
+        if self.edge_density is not None:
+            note = (
+                " (UNDECIDED: gates near 0.5, the graph is noise)" if self.graph_undecided else ""
+            )
+            lines.append(
+                f"  XBlock edge density          : {self.edge_density:.2f}, gate confidence "
+                f"{self.gate_confidence:.2f}{note}"
+            )
+        lines += _matrix_str("invariance", self.invariance)
+        if self.equivariance is not None:
+            lines += _matrix_str("equivariance", self.equivariance)
+        return "\n".join(lines)
+
+
+@dataclass
+class SelfConsistencyTable:
+    """Self-consistency under several sampling modes: the paper's Table 2 row for one model.
+
+    Attributes:
+        modes: the sampling modes, one per row.
+        values: ``(len(modes), n)`` SCN per mode and dimension.
+    """
+
+    modes: tuple[str, ...]
+    values: Tensor
+
+    def means(self) -> dict[str, float]:
+        """Mean self-consistency per mode."""
+        return {m: float(v.nanmean()) for m, v in zip(self.modes, self.values)}
+
+    def __str__(self) -> str:
+        return "\n".join(f"{m:>9s}: {_fmt(v)}" for m, v in self.means().items())
+
+
+def _modules(*objs: object) -> list[nn.Module]:
+    found: list[nn.Module] = []
+    for obj in objs:
+        mod = obj if isinstance(obj, nn.Module) else getattr(obj, "__self__", None)
+        if isinstance(mod, nn.Module):
+            found.append(mod)
+    return found
+
+
+@contextlib.contextmanager
+def evaluation_mode(*modules: nn.Module) -> Iterator[None]:
+    """Put ``modules`` (and all their children) in eval mode under ``no_grad``; restore each flag after."""
+    flags = [(m, m.training) for root in modules for m in root.modules()]
+    try:
+        for m, _ in flags:
+            m.training = False
+        with torch.no_grad():
+            yield
+    finally:
+        for m, was in flags:
+            m.training = was
+
+
+def _progress(total: int, enabled: bool, desc: str) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, leave=False)
+
+
+class ConsistencyEvaluator:
+    r"""The paper's consistency scores for an encoder/decoder pair (torchmetrics-style).
+
+    Holds configuration; :meth:`evaluate` computes a :class:`ConsistencyReport`. With ``T``
+    prior samples and ``K`` interventions :math:`I_m = do(N_m := v)` per dimension:
+
+    .. math:: \mathrm{INV}[m, i] = 1 - \mathbb{E}_{I_m}\Big[\frac{\mathbb{E}_N[\Delta R_i^2]/\sigma_i'^2}{\mathbb{E}_N[\Delta N_m^2]/\sigma_m^2}\Big]
+
+    and likewise EQV (in cause space) and SCN (SPEC.md). Networks run in eval mode under
+    ``no_grad`` in chunks of ``batch_size`` rows (memory bounded whatever ``n``, ``K``, ``T``); the
+    train/eval flag of every module found (modules, bound methods of modules, ``model``,
+    ``xblock``) is restored afterwards.
+
+    Args:
+        encoder: images -> posterior (anything :func:`~consistency.posterior_mean` reads).
+        decoder: noise -> images, the whole generative map (XBlock included).
+        sampler: the aggregate posterior, filled with encoder means of the data.
+        xblock: the model's XBlock: enables equivariance (cause space) and the graph.
+        model: a module to put in eval mode as well (e.g. when ``decoder`` is a lambda).
+        n_samples: prior samples ``T`` (>= 2).
+        n_interventions: interventions ``K`` per dimension.
+        batch_size: largest batch sent through the networks.
+        collapse_threshold: diagonal invariance above this marks a collapsed dimension.
+        convention: ``"spec"`` (default) or ``"authors"`` (iterated SCN with L = 10, clamped to
+            [0, 1]; unsquared invariance / equivariance ratios).
+        generator: random generator (a fixed one makes evaluations repeatable).
+        progress: show a tqdm bar (when tqdm is installed).
+
+    Example:
+        >>> import torch
+        >>> from consistency import AggregatePosterior
+        >>> q = AggregatePosterior(3); q.update(torch.randn(500, 3))
+        >>> ev = ConsistencyEvaluator(lambda x: x / 2, lambda n: n * 2, q, n_samples=200, progress=False)
+        >>> report = ev.evaluate()
+        >>> round(report.mean_invariance, 4), round(report.mean_self_consistency, 4)
+        (1.0, 1.0)
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        decoder: Decoder,
+        sampler: AggregatePosterior,
+        *,
+        xblock: XBlock | None = None,
+        model: nn.Module | None = None,
+        n_samples: int = 1000,
+        n_interventions: int = 10,
+        batch_size: int = 512,
+        collapse_threshold: float = 0.9,
+        convention: Convention = "spec",
+        generator: torch.Generator | None = None,
+        progress: bool = True,
+    ) -> None:
+        if not isinstance(sampler, AggregatePosterior):
+            raise TypeError(f"sampler must be an AggregatePosterior; got {type(sampler).__name__}")
+        if len(sampler) == 0:
+            raise EmptySamplerError(
+                "cannot build a ConsistencyEvaluator on an empty AggregatePosterior: "
+                "call sampler.update(encoder_means) over the data first"
+            )
+        if isinstance(n_samples, int) and not isinstance(n_samples, bool) and n_samples < 2:
+            raise ValueError(
+                f"n_samples must be >= 2 (standard deviations need two samples); got {n_samples}"
+            )
+        if convention not in ("spec", "authors"):
+            raise ValueError(f'convention must be "spec" or "authors"; got {convention!r}')
+        if xblock is not None and xblock.n != sampler.dim:
+            raise ValueError(
+                f"xblock has n = {xblock.n} units but the sampler has dim = {sampler.dim}"
+            )
+        self.encoder, self.decoder, self.sampler, self.xblock = encoder, decoder, sampler, xblock
+        self.n_samples = check_positive_int(n_samples, "n_samples", 2)
+        self.n_interventions = check_positive_int(n_interventions, "n_interventions")
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.collapse_threshold = float(collapse_threshold)
+        self.convention: Convention = convention
+        self.generator = generator
+        self.progress = progress
+        self._modules = _modules(encoder, decoder, model, xblock)
+
+    @property
+    def n(self) -> int:
+        return self.sampler.dim
+
+    def _mode(self) -> contextlib.AbstractContextManager[None]:
+        return evaluation_mode(*self._modules)
+
+    def _respond(self, noise: Tensor) -> Tensor:
+        return response(self.encoder, self.decoder, noise, max_batch=self.batch_size).to(
+            noise.dtype
+        )
+
+    def _causes(self, noise: Tensor) -> Tensor:
+        assert self.xblock is not None
+        return torch.cat([self.xblock(c) for c in noise.split(self.batch_size)]).to(noise.dtype)
+
+    # --------------------------------------------------------------- scores
+    def evaluate(self, mode: str = "posterior") -> ConsistencyReport:
+        """Compute every score with prior samples drawn in ``mode``."""
+        mode = _check_mode(mode)
+        with self._mode():
+            return self._evaluate(mode)
+
+    def _evaluate(self, mode: str) -> ConsistencyReport:
+        n, t, k = self.n, self.n_samples, self.n_interventions
+        authors = self.convention == "authors"
+        prior = self.sampler.sample(t, mode, generator=self.generator)
+        ref = self._respond(prior)
+        dims = torch.arange(n, device=prior.device).repeat_interleave(k)  # (n*K,)
+        values = self.sampler.intervention_values(dims, generator=self.generator).view(n, k)
+        noise_var = prior.double().var(0, unbiased=False)
+        resp_var = ref.double().var(0, unbiased=False)
+        causes_ref = None
+        if self.xblock is not None:
+            causes_ref = self._causes(prior).double().view(t, n, -1)
+            cause_var = causes_ref.var(0, unbiased=False).sum(-1)
+
+        def power(x: Tensor) -> Tensor:  # squared for SPEC, absolute for the authors' variant
+            return x.abs() if authors else x.square()
+
+        change = torch.zeros(n, k, n, dtype=torch.float64, device=prior.device)
+        eq_change = torch.zeros_like(change)
+        size = torch.zeros(n, k, dtype=torch.float64, device=prior.device)
+        # intervention blocks (m, k) of T rows each, grouped into chunks of <= batch_size rows
+        per_chunk = max(1, self.batch_size // t)
+        pairs = [(m, j) for m in range(n) for j in range(k)]
+        bar = _progress(len(pairs), self.progress, f"consistency ({mode})")
+        for start in range(0, len(pairs), per_chunk):
+            block = pairs[start : start + per_chunk]
+            ms = torch.tensor([m for m, _ in block], device=prior.device).repeat_interleave(t)
+            vs = torch.stack([values[m, j] for m, j in block]).repeat_interleave(t)
+            base = prior.repeat(len(block), 1)
+            noisy = intervene(base, ms, vs)
+            moved = self._respond(noisy)
+            d_resp = power(moved.double() - ref.double().repeat(len(block), 1)).view(
+                len(block), t, n
+            )
+            d_noise = power(base.double()[torch.arange(base.shape[0]), ms] - vs.double()).view(
+                len(block), t
+            )
+            if self.xblock is not None:
+                back = intervene(moved, ms, vs)
+                z1 = self._causes(noisy).double().view(len(block) * t, n, -1)
+                z2 = self._causes(back).double().view(len(block) * t, n, -1)
+                dist = (z1 - z2).square().sum(-1)
+                eq = (dist.sqrt() if authors else dist).view(len(block), t, n).mean(1)
+            for b, (m, j) in enumerate(block):
+                change[m, j] = d_resp[b].mean(0)
+                size[m, j] = d_noise[b].mean(0)
+                if self.xblock is not None:
+                    eq_change[m, j] = eq[b]
+            if bar is not None:
+                bar.update(len(block))
+        if bar is not None:
+            bar.close()
+
+        if authors:  # unsquared ratios: divide by standard deviations, not variances
+            inv_err = normalised_change(change, resp_var.sqrt(), size, noise_var.sqrt())
+        else:
+            inv_err = normalised_change(change, resp_var, size, noise_var)
+        invariance = score_from_errors(inv_err)
+        equivariance = None
+        if self.xblock is not None:
+            den = cause_var.sqrt() if authors else cause_var
+            equivariance = score_from_errors(
+                normalised_change(eq_change, den, size, noise_var.sqrt() if authors else noise_var)
+            )
+        if authors:
+            iterated = prior
+            for _ in range(10):
+                iterated = self._respond(iterated)
+            scn = self_consistency_authors(prior, iterated)
+        else:
+            scn = self_consistency(prior, ref)
+        self._warn_degenerate(noise_var, resp_var)
+
+        bank = self.sampler.bank
+        m_rows = min(len(bank), max(t, 2))
+        posterior = bank[torch.randperm(len(bank))[:m_rows].to(bank.device)]
+        mmd = float(imq_mmd(posterior, hybridise(bank, m_rows, None))) if m_rows >= 2 else math.nan
+
+        off = ~torch.eye(n, dtype=torch.bool, device=invariance.device)
+        diag = invariance.diagonal()
+        collapsed = [
+            int(i)
+            for i in range(n)
+            if not math.isnan(float(diag[i])) and float(diag[i]) > self.collapse_threshold
+        ]
+        xb = self.xblock
+        return ConsistencyReport(
+            mode=mode,
+            convention=self.convention,
+            invariance=invariance.float().cpu(),
+            equivariance=None if equivariance is None else equivariance.float().cpu(),
+            self_consistency=scn.float().cpu(),
+            collapsed=collapsed,
+            collapse_threshold=self.collapse_threshold,
+            mmd_hybrid=mmd,
+            adjacency=None if xb is None else xb.adjacency().float().cpu(),
+            edge_density=None if xb is None else xb.edge_density(),
+            gate_confidence=None if xb is None else xb.gate_confidence(),
+            mean_invariance=float(invariance[off].nanmean()) if n > 1 else math.nan,
+            mean_equivariance=None if equivariance is None else float(equivariance.nanmean()),
+            mean_self_consistency=float(scn.double().nanmean()),
+            n_samples=t,
+            n_interventions=k,
+        )
+
+    @staticmethod
+    def _warn_degenerate(noise_var: Tensor, resp_var: Tensor) -> None:
+        for name, var in (("prior", noise_var), ("response", resp_var)):
+            dead = [int(i) for i in (var == 0).nonzero().flatten().tolist()]
+            if dead:
+                warnings.warn(
+                    f"{name} coordinate(s) {dead} have zero variance over the samples: "
+                    "their scores are reported as NaN",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+
+    def self_consistency_table(
+        self, modes: Sequence[str] = ("posterior", "hybrid", "uniform")
+    ) -> SelfConsistencyTable:
+        """Self-consistency under each sampling mode (the paper's Table 2 row for one model)."""
+        rows = []
+        with self._mode():
+            for mode in modes:
+                mode = _check_mode(mode)
+                prior = self.sampler.sample(self.n_samples, mode, generator=self.generator)
+                if self.convention == "authors":
+                    iterated = prior
+                    for _ in range(10):
+                        iterated = self._respond(iterated)
+                    rows.append(self_consistency_authors(prior, iterated))
+                else:
+                    rows.append(self_consistency(prior, self._respond(prior)))
+        return SelfConsistencyTable(tuple(modes), torch.stack(rows).float().cpu())
+
+    def traversal_grid(self, dim: int, steps: int = 20) -> Tensor:
+        """``steps`` values spanning ``Q(N_dim)``: its quantiles from 0 to 1, ``(steps,)``."""
+        if not 0 <= dim < self.n:
+            raise ValueError(f"dim must lie in [0, {self.n}); got {dim}")
+        check_positive_int(steps, "steps", 2)
+        bank = self.sampler.bank[:, dim].double()
+        q = torch.linspace(0, 1, steps, dtype=torch.float64, device=bank.device)
+        return torch.quantile(bank, q).to(self.sampler.bank.dtype)
+
+    def traversal_responses(
+        self, dim: int, steps: int = 20, n_samples: int | None = None
+    ) -> Tensor:
+        r"""Response error along a traversal of ``dim`` (paper Fig. 2): ``(T, steps, n)``.
+
+        For each prior sample and each grid value ``v`` (quantiles of ``Q(N_dim)``), records
+        :math:`R(\tilde N) - \tilde N` with :math:`\tilde N = I_{dim, v}(N)`.
+        """
+        grid = self.traversal_grid(dim, steps)
+        t = n_samples if n_samples is not None else min(self.n_samples, 64)
+        with self._mode():
+            prior = self.sampler.sample(t, "posterior", generator=self.generator)
+            base = prior.repeat_interleave(steps, dim=0)
+            noisy = intervene(base, dim, grid.repeat(t))
+            err = self._respond(noisy) - noisy
+        return err.view(t, steps, self.n)

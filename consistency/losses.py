@@ -1,0 +1,279 @@
+"""Consistency regularisers: invariance (Algorithm 1) and equivariance (Algorithm 2) losses."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from ._checks import check_latents, check_positive_int
+from .errors import ShapeError
+from .functional import equivariance_penalty, invariance_penalty
+from .intervention import intervene
+from .response import Decoder, Encoder, Interventions, draw_interventions, response
+from .sampler import AggregatePosterior, _check_mode
+from .xblock import XBlock
+
+__all__ = ["EquivarianceLoss", "InvarianceLoss"]
+
+Dims = Literal["random", "all"]
+
+
+class _ConsistencyLoss(nn.Module):
+    """Shared configuration and input checks; subclasses implement :meth:`_compute`.
+
+    The encoder, decoder and sampler are *referenced*, not registered: the loss has no
+    parameters or buffers of its own, ``loss.to(...)`` does not move the user's model, and
+    ``loss.state_dict()`` is empty.
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        decoder: Decoder,
+        sampler: AggregatePosterior | None,
+        *,
+        dims: Dims = "random",
+        n_interventions: int = 1,
+        prior: str = "posterior",
+        n_samples: int | None = None,
+        stop_reference: bool = False,
+        weight: float = 1.0,
+        max_batch: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        if dims not in ("random", "all"):
+            raise ValueError(f'dims must be "random" or "all"; got {dims!r}')
+        if sampler is not None and not isinstance(sampler, AggregatePosterior):
+            raise TypeError(
+                f"sampler must be an AggregatePosterior or None; got {type(sampler).__name__}"
+            )
+        self._refs = (encoder, decoder, sampler)
+        self.dims: Dims = dims
+        self.n_interventions = check_positive_int(n_interventions, "n_interventions")
+        self.prior = _check_mode(prior)
+        self.n_samples = None if n_samples is None else check_positive_int(n_samples, "n_samples")
+        self.stop_reference = bool(stop_reference)
+        self.weight = float(weight)
+        self.max_batch = None if max_batch is None else check_positive_int(max_batch, "max_batch")
+        self.generator = generator
+
+    @property
+    def encoder(self) -> Encoder:
+        return self._refs[0]
+
+    @property
+    def decoder(self) -> Decoder:
+        return self._refs[1]
+
+    @property
+    def sampler(self) -> AggregatePosterior | None:
+        return self._refs[2]
+
+    def extra_repr(self) -> str:
+        return (
+            f"dims={self.dims!r}, n_interventions={self.n_interventions}, prior={self.prior!r}, "
+            f"stop_reference={self.stop_reference}, weight={self.weight}"
+        )
+
+    def _response(self, noise: Tensor) -> Tensor:
+        return response(self.encoder, self.decoder, noise, max_batch=self.max_batch)
+
+    def _prior_samples(self, latents: Tensor | None) -> tuple[Tensor, AggregatePosterior | Tensor]:
+        """Prior samples ``(T, n)`` and where intervention values come from."""
+        sampler = self.sampler
+        if latents is not None:
+            latents = check_latents(latents, "latents", None if sampler is None else sampler.dim)
+            source: AggregatePosterior | Tensor = (
+                sampler if sampler is not None and len(sampler) else latents.detach()
+            )
+            return latents.detach(), source
+        if sampler is None:
+            raise ValueError(
+                "no latents were given and the loss has no sampler to draw prior samples from"
+            )
+        k = self.n_samples if self.n_samples is not None else min(len(sampler), 128) or 1
+        return sampler.sample(k, self.prior, generator=self.generator), sampler
+
+    def _interventions(
+        self, prior: Tensor, values_from: AggregatePosterior | Tensor
+    ) -> Interventions:
+        n = prior.shape[1]
+        if n < 2:
+            raise ShapeError(
+                f"consistency losses need n >= 2 latent dimensions (an off-target dimension); got n = {n}"
+            )
+        return draw_interventions(
+            prior,
+            values_from,
+            dims=self.dims,
+            n_interventions=self.n_interventions,
+            generator=self.generator,
+        )
+
+    def forward(self, latents: Tensor | None = None, *, responses: Tensor | None = None) -> Tensor:
+        """The weighted loss, a scalar.
+
+        Args:
+            latents: ``(B, n)`` the current batch's posterior means (detached here: they are the
+                prior samples). ``None``: draw ``n_samples`` from the sampler in mode ``prior``.
+            responses: ``(B, n)`` :math:`R` of ``latents`` already computed by the caller
+                (``encoder(x_hat)`` with ``x_hat`` the batch's reconstruction); saves a pass.
+        """
+        prior, values_from = self._prior_samples(latents)
+        if responses is not None:
+            if latents is None:
+                raise ValueError("responses= needs the latents they respond to; pass latents too")
+            if tuple(responses.shape) != tuple(prior.shape):
+                raise ShapeError(
+                    f"responses must have the latents' shape {tuple(prior.shape)}; got {tuple(responses.shape)}"
+                )
+        if latents is not None and self.n_samples is not None and self.n_samples < prior.shape[0]:
+            # an unbiased subset of the batch as prior samples: cheaper, same expectation
+            device = self.generator.device if self.generator is not None else prior.device
+            keep = torch.randperm(prior.shape[0], generator=self.generator, device=device)
+            keep = keep[: self.n_samples].to(prior.device)
+            prior = prior[keep]
+            responses = None if responses is None else responses[keep]
+        return self.weight * self._compute(prior, values_from, responses)
+
+    def _compute(
+        self, prior: Tensor, values_from: AggregatePosterior | Tensor, responses: Tensor | None
+    ) -> Tensor:
+        raise NotImplementedError
+
+
+class InvarianceLoss(_ConsistencyLoss):
+    r"""Invariance regulariser (Algorithm 1): interventions on ``m`` must not move the response on ``i != m``.
+
+    .. math:: L_{INV} = \mathbb{E}_k \frac{1}{n}\sum_{i \ne m_k}\big(R(\tilde N^k)_i - R(N^k)_i\big)^2
+
+    Configured once, called in the training loop. All interventions of a call go through the
+    networks as one batch (chunked only when ``max_batch`` is set). Gradients flow into the
+    encoder, decoder (and XBlock) parameters, never into the prior samples.
+
+    Args:
+        encoder: images -> posterior (tensor, ``(mean, logvar)``, distribution, ...).
+        decoder: noise ``(B, n)`` -> images; the whole generative map (XBlock included).
+        sampler: the aggregate posterior; intervention values are drawn from it (from the
+            batch's own latents when it is ``None`` or empty), prior samples too when no latents
+            are passed.
+        dims: ``"random"`` (one dimension per sample, an unbiased estimate) or ``"all"``
+            (every dimension for every sample: Algorithm 1 exactly).
+        n_interventions: values per (sample, dimension).
+        prior: sampling mode when prior samples come from the sampler.
+        n_samples: how many prior samples to draw from the sampler (default
+            ``min(len(sampler), 128)``); with ``latents``, a random subset of this many rows of the
+            batch is used (an unbiased, cheaper estimate; default: every row).
+        stop_reference: treat :math:`R(N)` as a fixed target (no gradient), as the authors did.
+        weight: multiplies the loss (the paper's :math:`\lambda = 4`).
+        max_batch: largest batch sent through the networks at once.
+        generator: random generator for dimensions and values.
+
+    Example:
+        >>> import torch
+        >>> enc, dec = torch.nn.Linear(4, 2), torch.nn.Linear(2, 4)
+        >>> loss_fn = InvarianceLoss(enc, dec, sampler=None)
+        >>> loss = loss_fn(enc(torch.randn(8, 4)))
+        >>> loss.shape, bool(loss >= 0)
+        (torch.Size([]), True)
+    """
+
+    def _compute(
+        self, prior: Tensor, values_from: AggregatePosterior | Tensor, responses: Tensor | None
+    ) -> Tensor:
+        iv = self._interventions(prior, values_from)
+        if responses is None:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not self.stop_reference):
+                responses = self._response(prior)
+        elif self.stop_reference:
+            responses = responses.detach()
+        intervened = self._response(iv.noise)
+        return invariance_penalty(responses[iv.source], intervened, iv.dims)
+
+
+class EquivarianceLoss(_ConsistencyLoss):
+    r"""Equivariance regulariser (Algorithm 2): intervening before or after the response agrees.
+
+    With :math:`\tilde N = I_{m,v}(N)`, :math:`\tilde N' = R(\tilde N)` and
+    :math:`\check N' = I_{m,v}(\tilde N')`:
+
+    .. math:: L_{EQV} = \mathbb{E}_k \frac{1}{n}\sum_{i=1}^n \big\|S(\tilde N^k)_i - S(\check N'^k)_i\big\|^2
+
+    in cause space (unit-wise norms) when ``xblock`` is given, in noise space (``S = id``) when
+    not. Both sides run through the *same* XBlock gate draw. It never needs :math:`R(N)`, so
+    ``responses=`` is accepted for a uniform call signature and ignored; a call costs one
+    decode+encode of the intervened samples.
+
+    Args:
+        xblock: the model's XBlock ``S`` (the ``decoder`` still maps noise to images through it).
+        stop_reference: treat :math:`S(\tilde N)` as a fixed target (no gradient).
+        others: as :class:`InvarianceLoss`.
+
+    Example:
+        >>> import torch
+        >>> from consistency import XBlock
+        >>> enc, block, dec = torch.nn.Linear(4, 3), XBlock(3, 2), torch.nn.Linear(6, 4)
+        >>> loss_fn = EquivarianceLoss(enc, lambda n: dec(block(n)), None, xblock=block)
+        >>> bool(loss_fn(enc(torch.randn(8, 4))) >= 0)
+        True
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        decoder: Decoder,
+        sampler: AggregatePosterior | None,
+        *,
+        xblock: XBlock | None = None,
+        dims: Dims = "random",
+        n_interventions: int = 1,
+        prior: str = "posterior",
+        n_samples: int | None = None,
+        stop_reference: bool = False,
+        weight: float = 1.0,
+        max_batch: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(
+            encoder,
+            decoder,
+            sampler,
+            dims=dims,
+            n_interventions=n_interventions,
+            prior=prior,
+            n_samples=n_samples,
+            stop_reference=stop_reference,
+            weight=weight,
+            max_batch=max_batch,
+            generator=generator,
+        )
+        if xblock is not None and not isinstance(xblock, XBlock):
+            raise TypeError(f"xblock must be an XBlock or None; got {type(xblock).__name__}")
+        self._xblock = (xblock,)
+
+    @property
+    def xblock(self) -> XBlock | None:
+        return self._xblock[0]
+
+    def _compute(
+        self, prior: Tensor, values_from: AggregatePosterior | Tensor, responses: Tensor | None
+    ) -> Tensor:
+        iv = self._interventions(prior, values_from)
+        xblock = self.xblock
+        if xblock is not None and xblock.n != prior.shape[1]:
+            raise ShapeError(
+                f"xblock has n = {xblock.n} units but the latents have width {prior.shape[1]}"
+            )
+        back = intervene(self._response(iv.noise), iv.dims, iv.values)
+        if xblock is None:
+            target, moved = iv.noise, back
+        else:
+            gates = xblock.sample_gates(back.shape[0], back.device)
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not self.stop_reference):
+                target = xblock(iv.noise, gates=gates)
+            moved = xblock(back, gates=gates)
+        n = prior.shape[1]
+        return equivariance_penalty(target, moved, n)

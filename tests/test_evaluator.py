@@ -1,0 +1,231 @@
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+from consistency import (
+    AggregatePosterior,
+    ConsistencyEvaluator,
+    EmptySamplerError,
+    ShapeError,
+    XBlock,
+)
+from consistency.testing import assert_identity_response_scores_one, assert_reports_close
+
+
+def bank(
+    n: int, rows: int = 400, seed: int = 0, scale: torch.Tensor | float = 1.0
+) -> AggregatePosterior:
+    g = torch.Generator().manual_seed(seed)
+    q = AggregatePosterior(n, capacity=rows, dtype=torch.float64)
+    q.update(torch.randn(rows, n, generator=g, dtype=torch.float64) * scale)
+    return q
+
+
+def evaluator(enc, dec, q, seed: int = 0, **kw) -> ConsistencyEvaluator:  # type: ignore[no-untyped-def]
+    kw.setdefault("n_samples", 200)
+    kw.setdefault("n_interventions", 4)
+    return ConsistencyEvaluator(
+        enc, dec, q, generator=torch.Generator().manual_seed(seed), progress=False, **kw
+    )
+
+
+@given(
+    st.integers(2, 5),
+    st.floats(0.1, 10.0),
+    st.sampled_from(["posterior", "hybrid", "uniform"]),
+    st.integers(0, 99),
+)
+def test_identity_response_scores(n: int, scale: float, mode: str, seed: int) -> None:
+    torch.manual_seed(seed)
+    q = bank(n, seed=seed, scale=scale)
+    a = torch.randn(n, n + 2, dtype=torch.float64)
+    pinv = torch.linalg.pinv(a)
+    block = XBlock(n, 2, logit_init_std=1.0).double()
+    report = evaluator(lambda x: x @ pinv, lambda z: z @ a, q, seed, xblock=block).evaluate(mode)
+    assert_identity_response_scores_one(report, atol=1e-6)
+    assert report.collapsed == []  # diagonal invariance 0: every dimension responds
+
+
+@given(st.lists(st.floats(0.05, 20.0), min_size=3, max_size=3), st.integers(0, 99))
+def test_scores_unchanged_by_rescaling_latents(c: list[float], seed: int) -> None:
+    torch.manual_seed(seed)
+    scale = torch.tensor(c, dtype=torch.float64)
+    net_e = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+    net_d = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 5)).double()
+    data = torch.randn(300, 5, dtype=torch.float64)
+
+    def scores(s: torch.Tensor):  # type: ignore[no-untyped-def]
+        enc = lambda x: net_e(x) * s  # noqa: E731
+        dec = lambda z: net_d(z / s)  # noqa: E731
+        q = AggregatePosterior(3, capacity=300, dtype=torch.float64)
+        with torch.no_grad():
+            q.update(enc(data))
+        return evaluator(enc, dec, q, seed).evaluate("hybrid")
+
+    assert_reports_close(scores(torch.ones(3, dtype=torch.float64)), scores(scale), atol=1e-8)
+
+
+def test_collapsed_dimension_is_reported() -> None:
+    n, k = 4, 2
+    q = bank(n)
+
+    def enc(x: torch.Tensor) -> torch.Tensor:
+        out = x.clone()
+        out[:, k] = 0.3 * x[:, 0]  # ignores N_k, but still varies
+        return out
+
+    report = evaluator(enc, lambda z: z, q).evaluate()
+    assert report.collapsed == [k]
+    assert float(report.invariance[k, k]) > 0.99
+
+
+def test_linear_mixing_matches_closed_form() -> None:
+    n = 3
+    q = bank(n, rows=4000)
+    mix = torch.tensor([[1.0, 0.4, 0.0], [0.0, 1.0, -0.7], [0.5, 0.0, 1.0]], dtype=torch.float64)
+    enc = lambda x: x @ mix.T  # R(N) = M N  # noqa: E731
+    ev = evaluator(enc, lambda z: z, q, n_samples=4000, n_interventions=8)
+    report = ev.evaluate()
+    sigma = q.bank.std(0, unbiased=False)
+    sigma_r = (q.bank @ mix.T).std(0, unbiased=False)
+    expected = 1 - (mix.T.square() * sigma[:, None].square()) / sigma_r[None, :].square()  # [m, i]
+    assert torch.allclose(report.invariance.double(), expected, atol=0.03)
+
+
+def test_mmd_independent_vs_correlated() -> None:
+    g = torch.Generator().manual_seed(0)
+    indep = AggregatePosterior(3, capacity=1000)
+    indep.update(torch.randn(1000, 3, generator=g))
+    x = torch.randn(1000, 1, generator=g)
+    corr = AggregatePosterior(3, capacity=1000)
+    corr.update(torch.cat([x, x + 0.05 * torch.randn(1000, 1, generator=g), -x], 1))
+    ident = lambda z: z  # noqa: E731
+    m_indep = evaluator(ident, ident, indep, n_samples=500).evaluate().mmd_hybrid
+    m_corr = evaluator(ident, ident, corr, n_samples=500).evaluate().mmd_hybrid
+    assert abs(m_indep) < 0.005
+    assert m_corr > 0.03 and m_corr > 10 * abs(m_indep)
+
+
+def test_chunking_matches_one_batch() -> None:
+    q = bank(3)
+    net = nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+    block = XBlock(3, 2, logit_init_std=1.0).double()
+    big = evaluator(net, lambda z: z, q, batch_size=10_000, xblock=block).evaluate()
+    small = evaluator(net, lambda z: z, q, batch_size=37, xblock=block).evaluate()
+    assert_reports_close(big, small, atol=1e-10)
+
+
+def test_restores_train_eval_state_and_uses_eval() -> None:
+    enc = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5))
+    dec = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))
+    enc.train()
+    dec.eval()
+    dec[0].train()  # a mixed state must come back exactly
+    seen: list[bool] = []
+    q = AggregatePosterior(3)
+    q.update(torch.randn(50, 3))
+
+    def spy(x: torch.Tensor) -> torch.Tensor:
+        seen.append(enc.training)
+        return enc(x)
+
+    ev = ConsistencyEvaluator(
+        spy, dec, q, model=enc, n_samples=20, n_interventions=2, progress=False
+    )
+    ev.evaluate()
+    assert seen and not any(seen)
+    assert enc.training and enc[1].training and not dec.training and dec[0].training
+
+
+def test_authors_convention_hand_computed() -> None:
+    # R(N) = 0.5 N (element-wise): authors' iterated SCN = clamp(1 - E|N - 0.5^10 N| / std), unsquared INV
+    n = 2
+    q = bank(n, rows=1000)
+    ev = evaluator(lambda x: 0.5 * x, lambda z: z, q, n_samples=1000, convention="authors")
+    report = ev.evaluate()
+    prior = q.bank  # SCN is computed on a sample; compare with the closed form on the bank
+    expected_scn = 1 - (1 - 0.5**10) * prior.abs().mean(0) / prior.std(0, unbiased=False)
+    assert torch.allclose(report.self_consistency.double(), expected_scn.clamp(0, 1), atol=0.08)
+    assert torch.allclose(report.invariance[0, 1], torch.tensor(1.0)) and torch.allclose(
+        report.invariance[1, 0], torch.tensor(1.0)
+    )
+    assert torch.allclose(report.invariance.diagonal(), torch.zeros(2), atol=1e-6)
+    spec = evaluator(lambda x: 0.5 * x, lambda z: z, q, n_samples=1000).evaluate()
+    # spec SCN of R = 0.5 N: 1 - E[(0.5 N)^2] / var(N) = 0.75
+    assert torch.allclose(
+        spec.self_consistency.double(), torch.full((2,), 0.75, dtype=torch.float64), atol=0.05
+    )
+
+
+def test_zero_variance_is_nan_with_warning() -> None:
+    q = bank(3)
+    enc = lambda x: x * torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64)  # noqa: E731
+    with pytest.warns(RuntimeWarning, match=r"response coordinate\(s\) \[1\] have zero variance"):
+        report = evaluator(enc, lambda z: z, q).evaluate()
+    assert math.isnan(float(report.invariance[0, 1]))
+    assert json.loads(json.dumps(report.to_dict()))["invariance"][0][1] is None
+
+
+def test_report_table_dict_and_save(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    q = bank(3)
+    block = XBlock(3)
+    report = evaluator(lambda x: x, lambda z: z, q, xblock=block.double()).evaluate("uniform")
+    text = str(report)
+    assert "mean off-diagonal invariance" in text and "UNDECIDED" in text
+    d = report.to_dict()
+    assert d["mode"] == "uniform" and len(d["invariance"]) == 3 and d["edge_density"] == 0.0
+    report.save(tmp_path)
+    assert json.loads((tmp_path / "report.json").read_text())["n_samples"] == 200
+    assert {p.name for p in tmp_path.glob("*.png")} == {
+        "invariance_uniform.png",
+        "equivariance_uniform.png",
+        "adjacency_uniform.png",
+    }
+
+
+def test_self_consistency_table_and_traversals() -> None:
+    q = bank(3)
+    ev = evaluator(lambda x: 0.5 * x, lambda z: z, q)
+    table = ev.self_consistency_table()
+    assert table.modes == ("posterior", "hybrid", "uniform") and table.values.shape == (3, 3)
+    assert all(0.6 < v < 0.9 for v in table.means().values())
+    assert "hybrid" in str(table)
+    err = ev.traversal_responses(1, steps=7)
+    assert err.shape == (64, 7, 3)
+    grid = ev.traversal_grid(1, 7)
+    assert torch.allclose(grid[[0, -1]], torch.stack([q.bank[:, 1].min(), q.bank[:, 1].max()]))
+    assert torch.allclose(err[:, :, 1], -0.5 * grid[None, :].expand(64, 7))  # R(Ñ)_1 - Ñ_1 = -v/2
+
+
+def test_errors() -> None:
+    with pytest.raises(EmptySamplerError, match="empty AggregatePosterior"):
+        ConsistencyEvaluator(lambda x: x, lambda z: z, AggregatePosterior(3))
+    q = bank(3)
+    with pytest.raises(ValueError, match="n_samples must be >= 2"):
+        ConsistencyEvaluator(lambda x: x, lambda z: z, q, n_samples=1)
+    ev = evaluator(lambda x: x, lambda z: z, q)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        ev.evaluate("gaussian")
+    bad = evaluator(nn.Linear(5, 3).double(), lambda z: z, q)
+    with pytest.raises(ShapeError, match=r"encoder failed on input of shape \(\d+, 3\)"):
+        bad.evaluate()
+
+
+def test_core_does_not_import_optional_layers() -> None:
+    import subprocess
+
+    code = (
+        "import sys, consistency, consistency.metrics; "
+        "bad = [m for m in ('consistency.plots', 'consistency.models', 'consistency.data', 'consistency.train') "
+        "if m in sys.modules]; print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,311 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+from consistency import (
+    AggregatePosterior,
+    EmptySamplerError,
+    EquivarianceLoss,
+    InvarianceLoss,
+    ShapeError,
+    XBlock,
+    response,
+)
+from consistency.testing import (
+    assert_elementwise_response_invariant,
+    assert_identity_response_losses_zero,
+)
+
+
+def invertible_pair(n: int, d: int, seed: int, scale: float = 1.0):  # type: ignore[no-untyped-def]
+    """A linear decoder noise -> R^d (d >= n) and its exact left inverse as encoder."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(n, d, generator=g, dtype=torch.float64) * scale
+    pinv = torch.linalg.pinv(a)
+    return (lambda x: x @ pinv), (lambda z: z @ a)
+
+
+@given(st.integers(2, 6), st.integers(2, 8), st.floats(0.1, 10.0), st.integers(0, 999))
+def test_identity_response_has_zero_losses(n: int, batch: int, scale: float, seed: int) -> None:
+    enc, dec = invertible_pair(n, n + 3, seed, scale)
+    latents = torch.randn(batch, n, dtype=torch.float64) * scale
+    assert_identity_response_losses_zero(enc, dec, latents, seed=seed)
+
+
+@given(st.integers(2, 5), st.integers(1, 3), st.integers(0, 999))
+def test_identity_response_zero_equivariance_in_cause_space(n: int, u: int, seed: int) -> None:
+    torch.manual_seed(seed)
+    block = XBlock(n, u, logit_init_std=1.0).double()  # training mode: Gumbel gates
+    enc, lin = invertible_pair(n, n + 2, seed)
+    latents = torch.randn(6, n, dtype=torch.float64)
+    # G = D∘S must still be inverted by E for R = id: decode noise itself, keep S on the side
+    assert_identity_response_losses_zero(enc, lin, latents, xblock=block, seed=seed)
+
+
+@given(st.integers(2, 6), st.integers(2, 8), st.integers(0, 999))
+def test_elementwise_monotone_response_is_invariant(n: int, batch: int, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    a = torch.rand(n, generator=g, dtype=torch.float64) + 0.5
+
+    def enc(x: torch.Tensor) -> torch.Tensor:  # strictly increasing in each coordinate alone
+        return torch.tanh(a * x) + 0.1 * x.pow(3)
+
+    latents = torch.randn(batch, n, dtype=torch.float64)
+    assert_elementwise_response_invariant(enc, lambda z: z * 2.0, latents, seed=seed)
+
+
+@given(st.integers(2, 5), st.integers(0, 999))
+def test_mixing_response_is_penalised(n: int, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    mix = torch.eye(n, dtype=torch.float64) + 0.5 * torch.ones(n, n, dtype=torch.float64)
+    latents = torch.randn(16, n, generator=g, dtype=torch.float64)
+    loss = InvarianceLoss(lambda x: x @ mix, lambda z: z, None, dims="all", generator=g)
+    assert float(loss(latents)) > 1e-3
+    with pytest.raises(AssertionError, match="invariance loss is"):
+        assert_elementwise_response_invariant(lambda x: x @ mix, lambda z: z, latents)
+
+
+class TinyAE(nn.Module):
+    def __init__(self, d: int = 8, n: int = 3, u: int = 1, xblock: bool = False) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(d, 16), nn.Tanh(), nn.Linear(16, n))
+        self.latent: nn.Module = XBlock(n, u) if xblock else nn.Identity()
+        self.decoder = nn.Sequential(
+            nn.Linear(n * u if xblock else n, 16), nn.Tanh(), nn.Linear(16, d)
+        )
+
+    def generate(self, noise: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.latent(noise))
+
+
+def test_random_dims_is_unbiased_for_all_dims() -> None:
+    torch.manual_seed(0)
+    model = TinyAE(n=4)
+    latents = model.encoder(torch.randn(32, 8)).detach()
+    bank = AggregatePosterior(4)
+    bank.update(latents)
+    all_values, random_values = [], []
+    for seed in range(300):
+        for dims, store in (("all", all_values), ("random", random_values)):
+            g = torch.Generator().manual_seed(seed)
+            loss = InvarianceLoss(model.encoder, model.generate, bank, dims=dims, generator=g)
+            with torch.no_grad():
+                store.append(float(loss(latents)))
+    a, r = torch.tensor(all_values), torch.tensor(random_values)
+    stderr = float((a.var() / len(a) + r.var() / len(r)).sqrt())
+    assert abs(float(a.mean() - r.mean())) < 4 * stderr
+    assert float(r.var()) > float(a.var())  # one dimension per sample is the noisier estimate
+
+
+@pytest.mark.parametrize("cls", [InvarianceLoss, EquivarianceLoss])
+def test_gradients_reach_parameters_not_prior(cls: type) -> None:
+    model = TinyAE(n=3, u=2, xblock=True)
+    x = torch.randn(10, 8)
+    latents = model.encoder(x)
+    kw = {"xblock": model.latent} if cls is EquivarianceLoss else {}
+    loss = cls(model.encoder, model.generate, None, dims="all", **kw)(latents)
+    params = dict(model.named_parameters())
+    grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+    named = dict(zip(params, grads))
+    for prefix in ("encoder", "decoder", "latent.units"):
+        assert any(
+            g is not None and float(g.abs().sum()) > 0
+            for k, g in named.items()
+            if k.startswith(prefix)
+        ), prefix
+    prior = torch.randn(10, 3, requires_grad=True)
+    cls(model.encoder, model.generate, None, **kw)(prior).backward()
+    assert prior.grad is None
+
+
+def test_stop_reference_cuts_reference_gradient() -> None:
+    enc = nn.Linear(3, 3)
+    prior = torch.randn(6, 3)
+    g1, g2 = (torch.Generator().manual_seed(1) for _ in range(2))
+    full = InvarianceLoss(enc, lambda z: z, None, dims="all", generator=g1)(prior)
+    stopped = InvarianceLoss(enc, lambda z: z, None, dims="all", generator=g2, stop_reference=True)(
+        prior
+    )
+    assert torch.allclose(full, stopped)
+    (gf,) = torch.autograd.grad(full, enc.weight)
+    (gs,) = torch.autograd.grad(stopped, enc.weight)
+    assert not torch.allclose(gf, gs)
+
+
+def test_responses_fast_path_equals_slow_path() -> None:
+    model = TinyAE(n=4)
+    x = torch.randn(12, 8)
+    latents = model.encoder(x)
+    x_hat = model.generate(latents)
+    responses = model.encoder(x_hat)
+    slow = InvarianceLoss(
+        model.encoder,
+        model.generate,
+        None,
+        dims="all",
+        n_interventions=2,
+        generator=torch.Generator().manual_seed(3),
+    )(latents)
+    fast = InvarianceLoss(
+        model.encoder,
+        model.generate,
+        None,
+        dims="all",
+        n_interventions=2,
+        generator=torch.Generator().manual_seed(3),
+    )(latents, responses=responses)
+    assert torch.equal(slow, fast)
+
+
+def test_n_samples_subsets_the_batch() -> None:
+    model = TinyAE(n=3)
+    latents = torch.randn(40, 3)
+    calls: list[int] = []
+
+    def enc(x: torch.Tensor) -> torch.Tensor:
+        calls.append(x.shape[0])
+        return model.encoder(x)
+
+    loss = InvarianceLoss(
+        enc, model.generate, None, n_samples=8, generator=torch.Generator().manual_seed(0)
+    )
+    loss(latents)
+    assert calls == [8, 8]  # reference and intervened responses of 8 prior samples only
+    calls.clear()
+    loss(latents, responses=torch.randn(40, 3))
+    assert calls == [8]
+
+
+def test_max_batch_chunks_give_same_value() -> None:
+    model = TinyAE(n=3)
+    latents = torch.randn(9, 3)
+    vals = [
+        InvarianceLoss(
+            model.encoder,
+            model.generate,
+            None,
+            dims="all",
+            n_interventions=2,
+            max_batch=mb,
+            generator=torch.Generator().manual_seed(0),
+        )(latents)
+        for mb in (None, 5)
+    ]
+    assert torch.allclose(vals[0], vals[1], atol=1e-6)
+
+
+def test_sampler_prior_and_values() -> None:
+    model = TinyAE(n=3)
+    bank = AggregatePosterior(3)
+    loss = InvarianceLoss(model.encoder, model.generate, bank, prior="hybrid", n_samples=7)
+    with pytest.raises(EmptySamplerError, match="empty"):
+        loss()
+    bank.update(torch.randn(20, 3))
+    assert loss().shape == ()
+    assert EquivarianceLoss(model.encoder, model.generate, bank, n_samples=5)().shape == ()
+
+
+def test_errors() -> None:
+    model = TinyAE(n=3)
+    with pytest.raises(ShapeError, match=r"n >= 2 .*got n = 1"):
+        InvarianceLoss(lambda x: x, lambda z: z, None)(torch.randn(4, 1))
+    bank = AggregatePosterior(3)
+    bank.update(torch.randn(4, 3))
+    with pytest.raises(ShapeError, match=r"axis 1 .* must be 3; got 4"):
+        InvarianceLoss(model.encoder, model.generate, bank)(torch.randn(4, 4))
+    with pytest.raises(ShapeError, match=r"decoder failed on input of shape \(\d+, 4\)"):
+        InvarianceLoss(model.encoder, model.generate, None)(torch.randn(4, 4))
+    with pytest.raises(ValueError, match='dims must be "random" or "all"'):
+        InvarianceLoss(model.encoder, model.generate, bank, dims="some")  # type: ignore[arg-type]
+    with pytest.raises(ShapeError, match=r"responses must have the latents' shape \(4, 3\)"):
+        InvarianceLoss(model.encoder, model.generate, bank)(
+            torch.randn(4, 3), responses=torch.randn(4, 2)
+        )
+    with pytest.raises(ValueError, match="no latents were given"):
+        InvarianceLoss(model.encoder, model.generate, None)()
+    with pytest.raises(
+        ShapeError, match="response E\\(D\\(noise\\)\\) must have the noise's shape"
+    ):
+        response(lambda x: x[:, :2], lambda z: z, torch.randn(3, 3))
+
+
+def test_loss_registers_nothing_of_the_model() -> None:
+    model = TinyAE(n=3)
+    loss = InvarianceLoss(model.encoder, model.generate, AggregatePosterior(3))
+    assert list(loss.parameters()) == [] and list(loss.buffers()) == []
+    assert loss.state_dict() == {}
+
+
+@pytest.mark.parametrize("cls", [InvarianceLoss, EquivarianceLoss])
+def test_bf16_autocast(cls: type) -> None:
+    model = TinyAE(n=3, u=2, xblock=True)
+    latents = torch.randn(8, 3)
+    kw = {"xblock": model.latent} if cls is EquivarianceLoss else {}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = cls(model.encoder, model.generate, None, **kw)(model.encoder(torch.randn(8, 8)))
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    loss.backward()
+    del latents
+
+
+def test_compiled_networks_match_eager() -> None:
+    model = TinyAE(n=3)
+    enc = torch.compile(model.encoder, backend="aot_eager")
+    dec = torch.compile(model.decoder, backend="aot_eager")
+    latents = torch.randn(6, 3)
+    eager = InvarianceLoss(
+        model.encoder, model.decoder, None, dims="all", generator=torch.Generator().manual_seed(0)
+    )(latents)
+    compiled = InvarianceLoss(
+        enc, dec, None, dims="all", generator=torch.Generator().manual_seed(0)
+    )(latents)
+    assert torch.allclose(eager, compiled, atol=1e-6)
+    compiled.backward()
+
+
+def test_training_lowers_invariance_loss() -> None:
+    import copy
+
+    torch.manual_seed(0)
+    factors = torch.randn(512, 3)
+    data = torch.tanh(factors @ torch.randn(3, 8)) + 0.3 * (factors @ torch.randn(3, 8)).square()
+
+    def train(model: TinyAE, steps: int, weight: float, seed: int) -> None:
+        gen = torch.Generator().manual_seed(seed)
+        inv = InvarianceLoss(model.encoder, model.generate, None, dims="all", weight=weight)
+        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        for _ in range(steps):
+            x = data[torch.randint(512, (64,), generator=gen)]
+            latents = model.encoder(x)
+            x_hat = model.generate(latents)
+            loss = (x_hat - x).square().sum(1).mean()
+            if weight:
+                loss = loss + inv(latents, responses=model.encoder(x_hat))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    def measured(model: TinyAE) -> float:
+        inv = InvarianceLoss(
+            model.encoder,
+            model.generate,
+            None,
+            dims="all",
+            n_interventions=4,
+            generator=torch.Generator().manual_seed(0),
+        )
+        with torch.no_grad():
+            return float(inv(model.encoder(data[:256])))
+
+    base = TinyAE(n=3)
+    train(base, 150, 0.0, seed=1)  # a plain AE first: its response is far from invariant
+    with_inv, without = copy.deepcopy(base), copy.deepcopy(base)
+    start = measured(base)
+    train(with_inv, 200, 4.0, seed=2)
+    train(without, 200, 0.0, seed=2)
+    assert measured(with_inv) < 0.5 * start
+    assert measured(with_inv) < 0.8 * measured(without)
