@@ -48,6 +48,8 @@ class XBlock(nn.Module):
         hard: 0/1 gates (straight-through estimator in training, ``1[alpha > 0]`` at eval).
         out_activation: module applied to each unit's output (``None``: none; the authors used Mish).
         logit_init_std: gate logits start from ``N(0, std^2)`` (0: all gates start at 0.5).
+        learn_gates: ``False`` keeps the gates fixed at their initial values (a buffer, not a
+            parameter), as the paper's CelebA X models did.
 
     Shapes:
         ``forward``: ``(B, n) -> (B, n * unit_size)``.
@@ -72,6 +74,7 @@ class XBlock(nn.Module):
         hard: bool = False,
         out_activation: nn.Module | Callable[[], nn.Module] | None = None,
         logit_init_std: float = 0.0,
+        learn_gates: bool = True,
     ) -> None:
         super().__init__()
         self.n = check_positive_int(n, "n")
@@ -89,7 +92,11 @@ class XBlock(nn.Module):
         self.out_activation = out_activation
         parents, children = torch.triu_indices(self.n, self.n, offset=1)
         self.register_buffer("edge_index", torch.stack([parents, children]), persistent=False)
-        self.gate_logits = nn.Parameter(torch.randn(parents.numel()) * logit_init_std)
+        logits = torch.randn(parents.numel()) * logit_init_std
+        if learn_gates:
+            self.gate_logits = nn.Parameter(logits)
+        else:  # fixed gates (a buffer): the paper's CelebA X runs, whose Table 4 counts have no logits
+            self.register_buffer("gate_logits", logits)
 
     @property
     def out_features(self) -> int:

@@ -1,6 +1,6 @@
 """Regenerate docs/figures/: one picture of each kind from a test-sized model (seconds on a CPU).
 
-    python docs/make_figures.py
+python docs/make_figures.py
 """
 
 from __future__ import annotations
@@ -17,11 +17,22 @@ n, side = 4, 12
 # data: blobs whose x/y position and size are 3 factors, the 4th latent is spare
 factors = torch.rand(2048, 3)
 yy, xx = torch.meshgrid(torch.linspace(0, 1, side), torch.linspace(0, 1, side), indexing="ij")
-images = torch.exp(-((xx - 0.2 - 0.6 * factors[:, 0, None, None]) ** 2 + (yy - 0.2 - 0.6 * factors[:, 1, None, None]) ** 2)
-                   / (0.005 + 0.02 * factors[:, 2, None, None]))[:, None]
+images = torch.exp(
+    -(
+        (xx - 0.2 - 0.6 * factors[:, 0, None, None]) ** 2
+        + (yy - 0.2 - 0.6 * factors[:, 1, None, None]) ** 2
+    )
+    / (0.005 + 0.02 * factors[:, 2, None, None])
+)[:, None]
 encoder = nn.Sequential(nn.Flatten(), nn.Linear(side * side, 64), nn.Mish(), nn.Linear(64, n))
 block = XBlock(n, 1)
-cause_decoder = nn.Sequential(nn.Linear(n, 64), nn.Mish(), nn.Linear(64, side * side), nn.Sigmoid(), nn.Unflatten(1, (1, side, side)))
+cause_decoder = nn.Sequential(
+    nn.Linear(n, 64),
+    nn.Mish(),
+    nn.Linear(64, side * side),
+    nn.Sigmoid(),
+    nn.Unflatten(1, (1, side, side)),
+)
 
 
 def decoder(z: torch.Tensor) -> torch.Tensor:
@@ -31,7 +42,7 @@ def decoder(z: torch.Tensor) -> torch.Tensor:
 params = [*encoder.parameters(), *block.parameters(), *cause_decoder.parameters()]
 opt = torch.optim.Adam(params, lr=3e-3)
 inv = InvarianceLoss(encoder, decoder, None, weight=1.0)
-for step in range(600):
+for _step in range(600):
     x = images[torch.randint(len(images), (128,))]
     z = encoder(x)
     x_hat = decoder(z)
@@ -43,8 +54,16 @@ for step in range(600):
 q = AggregatePosterior(n)
 with torch.no_grad():
     q.update(encoder(images))
-ev = ConsistencyEvaluator(encoder, decoder, q, xblock=block, model=cause_decoder, n_samples=500,
-                          generator=torch.Generator().manual_seed(0), progress=False)
+ev = ConsistencyEvaluator(
+    encoder,
+    decoder,
+    q,
+    xblock=block,
+    model=cause_decoder,
+    n_samples=500,
+    generator=torch.Generator().manual_seed(0),
+    progress=False,
+)
 report = ev.evaluate()
 print(report)
 out = Path(__file__).parent / "figures"

@@ -1,5 +1,33 @@
-"""The paper's models (optional layer: the core library never imports it)."""
+"""The paper's models (optional layer: the core library never imports it).
 
+``build_model(family, preset, variant)`` builds AE / VAE / SAE / AVAE on the paper's conv
+skeleton (presets S, Standard, S4 for MNIST; v32, v324 for CelebA), plain or with an XBlock
+(X) and consistency training (XC-I, XC-E).
+"""
+
+from .families import (
+    FAMILIES,
+    VARIANTS,
+    LossTerms,
+    PaperModel,
+    SAEDecoder,
+    build_model,
+    parameter_count,
+)
 from .skeleton import PRESETS, ConvBlock, ConvDecoder, ConvEncoder, Preset, pool_positions
 
-__all__ = ["PRESETS", "ConvBlock", "ConvDecoder", "ConvEncoder", "Preset", "pool_positions"]
+__all__ = [
+    "FAMILIES",
+    "PRESETS",
+    "VARIANTS",
+    "ConvBlock",
+    "ConvDecoder",
+    "ConvEncoder",
+    "LossTerms",
+    "PaperModel",
+    "Preset",
+    "SAEDecoder",
+    "build_model",
+    "parameter_count",
+    "pool_positions",
+]

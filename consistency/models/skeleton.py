@@ -136,7 +136,11 @@ def _feature_size(image_size: int, pools: int) -> int:
 
 
 class ConvEncoder(nn.Module):
-    """The skeleton's ConvNet: ``(B, channels, H, H) -> (B, out_features)``."""
+    """The skeleton's ConvNet: ``(B, channels, H, H) -> (B, out_features)``.
+
+    ``out_activation=False`` drops the final Mish (stochastic encoders emit an unconstrained
+    ``(mean, logvar)``); it has no parameters, so counts do not change.
+    """
 
     def __init__(
         self,
@@ -147,6 +151,7 @@ class ConvEncoder(nn.Module):
         filters: int,
         depth: int,
         pools: int,
+        out_activation: bool = True,
     ) -> None:
         super().__init__()
         where = pool_positions(depth, pools)
@@ -164,7 +169,7 @@ class ConvEncoder(nn.Module):
             nn.Linear(256, 128),
             nn.Mish(),
             nn.Linear(128, out_features),
-            nn.Mish(),
+            nn.Mish() if out_activation else nn.Identity(),
         )
         _xavier(self)
 
@@ -217,13 +222,21 @@ class ConvDecoder(nn.Module):
                     else ""
                 )
             )
-        h = self.dense(z).view(z.shape[0], self.filters, self.side, self.side)
-        for up, block in zip(self.upsample_before, self.blocks):
+        h = self.start(z)
+        for j, (up, block) in enumerate(zip(self.upsample_before, self.blocks)):
             if up:
                 h = F.interpolate(h, scale_factor=2, mode="bilinear", align_corners=False)
-            h = block(h)
+            h = block(self.before_block(j, h, z))
         if h.shape[-1] != self.image_size:
             h = F.interpolate(
                 h, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False
             )
         return torch.sigmoid(self.out_block(h))
+
+    def start(self, z: Tensor) -> Tensor:
+        """The first feature map ``(B, F, s, s)`` from the latent (dense layers here)."""
+        return self.dense(z).view(z.shape[0], self.filters, self.side, self.side)
+
+    def before_block(self, j: int, h: Tensor, z: Tensor) -> Tensor:
+        """Hook applied to the input of decoder block ``j`` (identity here)."""
+        return h

@@ -1,0 +1,257 @@
+"""The paper's model families (AE, β-VAE, SAE, AVAE) and variants (plain, X, XC-I, XC-E)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from ..encoding import posterior_mean
+from ..evaluator import ConsistencyEvaluator
+from ..losses import EquivarianceLoss, InvarianceLoss
+from ..sampler import AggregatePosterior
+from ..xblock import XBlock
+from .skeleton import PRESETS, ConvDecoder, ConvEncoder, Preset
+
+__all__ = [
+    "FAMILIES",
+    "VARIANTS",
+    "LossTerms",
+    "PaperModel",
+    "SAEDecoder",
+    "build_model",
+    "parameter_count",
+]
+
+Family = Literal["AE", "VAE", "SAE", "AVAE"]
+Variant = Literal["plain", "X", "XC-I", "XC-E"]
+FAMILIES: tuple[str, ...] = ("AE", "VAE", "SAE", "AVAE")
+VARIANTS: tuple[str, ...] = ("plain", "X", "XC-I", "XC-E")
+
+
+class LossTerms(NamedTuple):
+    """A training loss and its parts (each already weighted; ``total`` is their sum)."""
+
+    total: Tensor
+    reconstruction: Tensor
+    regulariser: Tensor
+    consistency: Tensor
+
+
+class SAEDecoder(ConvDecoder):
+    """Structural decoder of Leeb et al. (2020) on the paper's skeleton.
+
+    Starts from a learned constant feature map; before each of the first ``n`` conv blocks, a
+    "structural transform" MLP of latent unit ``i`` (``u -> 10u -> 20u -> 2F``) gives a per-channel
+    scale and shift, ``y = mu + sigma * x`` (AdaIN-like). With an XBlock the causes feed the
+    transforms instead of the noise.
+    """
+
+    def __init__(self, n: int, unit_size: int, **kw: Any) -> None:
+        super().__init__(n * unit_size, **kw)
+        del self.dense
+        self.n, self.unit_size = n, unit_size
+        self.constant = nn.Parameter(torch.randn(1, self.filters, self.side, self.side) * 0.1)
+        u = unit_size
+        n_transforms = min(n, len(self.blocks))
+        self.transforms = nn.ModuleList(
+            nn.Sequential(
+                nn.Linear(u, 10 * u),
+                nn.Mish(),
+                nn.Linear(10 * u, 20 * u),
+                nn.Mish(),
+                nn.Linear(20 * u, 2 * self.filters),
+            )
+            for _ in range(n_transforms)
+        )
+
+    def start(self, z: Tensor) -> Tensor:
+        return self.constant.expand(z.shape[0], -1, -1, -1)
+
+    def before_block(self, j: int, h: Tensor, z: Tensor) -> Tensor:
+        if j >= len(self.transforms):
+            return h
+        unit = z[:, j * self.unit_size : (j + 1) * self.unit_size]
+        scale, shift = self.transforms[j](unit).chunk(2, dim=1)
+        return shift[:, :, None, None] + (1 + scale[:, :, None, None]) * h
+
+
+def parameter_count(module: nn.Module) -> int:
+    """Trainable parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+class PaperModel(nn.Module):
+    r"""One of the paper's autoencoders: ``encoder -> latent (Identity | XBlock) -> decoder``.
+
+    * ``encode(x)``: the encoder's output (a tensor, or ``(mean, logvar)`` for VAE / AVAE);
+    * ``noise(x)``: its posterior mean ``(B, n)``;
+    * ``decode(noise)``: the generative map :math:`G = D \circ S`;
+    * ``loss(x)``: the family's own training loss (+ the consistency term for XC variants), a
+      :class:`LossTerms`; in training mode it also stores the batch's means in ``sampler``.
+
+    Build it with :func:`build_model`.
+    """
+
+    def __init__(
+        self,
+        family: Family,
+        preset: Preset,
+        variant: Variant = "plain",
+        *,
+        beta: float = 1.0,
+        consistency_weight: float = 4.0,
+        rho: float = 0.975,
+        sampler_capacity: int = 10_000,
+        xblock_tau: float = 0.5,
+        paper_xblock: bool = True,
+        learn_gates: bool = True,
+    ) -> None:
+        super().__init__()
+        if family not in FAMILIES:
+            raise ValueError(f"family must be one of {FAMILIES}; got {family!r}")
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}; got {variant!r}")
+        self.family, self.variant, self.preset = family, variant, preset
+        self.beta, self.rho = float(beta), float(rho)
+        self.stochastic = family in ("VAE", "AVAE")
+        n, u = preset.n, preset.unit_size
+        kw = dict(
+            channels=preset.channels,
+            image_size=preset.image_size,
+            filters=preset.filters,
+            depth=preset.depth,
+            pools=preset.pools,
+        )
+        self.encoder = ConvEncoder(
+            2 * n if self.stochastic else n, out_activation=not self.stochastic, **kw
+        )
+        has_x = variant != "plain"
+        self.latent: nn.Module = (
+            XBlock(
+                n,
+                u,
+                tau=xblock_tau,
+                out_activation=nn.Mish() if paper_xblock else None,
+                logit_init_std=1.0 if paper_xblock else 0.0,
+                learn_gates=learn_gates,
+            )
+            if has_x
+            else nn.Identity()
+        )
+        width_u = u if has_x else 1
+        self.decoder: ConvDecoder = (
+            SAEDecoder(n, width_u, **kw) if family == "SAE" else ConvDecoder(n * width_u, **kw)
+        )
+        self.sampler = AggregatePosterior(n, capacity=sampler_capacity)
+        self.consistency: InvarianceLoss | EquivarianceLoss | None = None
+        if variant == "XC-I":
+            self.consistency = InvarianceLoss(
+                self.noise, self.decode, self.sampler, weight=consistency_weight
+            )
+        elif variant == "XC-E":
+            self.consistency = EquivarianceLoss(
+                self.noise, self.decode, self.sampler, xblock=self.xblock, weight=consistency_weight
+            )
+        self.consistency_weight = float(consistency_weight)
+
+    @property
+    def n(self) -> int:
+        return self.preset.n
+
+    @property
+    def xblock(self) -> XBlock | None:
+        return self.latent if isinstance(self.latent, XBlock) else None
+
+    def encode(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        out = self.encoder(x)
+        if self.stochastic:
+            mean, logvar = out.chunk(2, dim=1)
+            return mean, logvar.clamp(-12.0, 8.0)
+        return out
+
+    def noise(self, x: Tensor) -> Tensor:
+        """Posterior means ``(B, n)``."""
+        return posterior_mean(self.encode(x))
+
+    def decode(self, noise: Tensor) -> Tensor:
+        return self.decoder(self.latent(noise))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Reconstruction from the posterior mean."""
+        return self.decode(self.noise(x))
+
+    def loss(self, x: Tensor) -> LossTerms:
+        """The family's training loss on a batch ``x`` ``(B, C, H, W)`` (MSE summed over pixels,
+        averaged over the batch; plus β·KL for VAE / AVAE, the AVAE consistency term, and the
+        weighted consistency loss of XC variants)."""
+        enc = self.encode(x)
+        zero = x.new_zeros((), dtype=torch.float32)
+        regulariser = zero
+        if isinstance(enc, tuple):
+            mean, logvar = enc
+            z = mean + torch.randn_like(mean) * (0.5 * logvar).exp() if self.training else mean
+            kl = 0.5 * (mean.square() + logvar.exp() - 1 - logvar).sum(1).mean()
+            regulariser = self.beta * kl
+        else:
+            mean = z = enc
+            logvar = torch.zeros_like(mean)
+        if self.training:
+            self.sampler.update(mean.detach())
+        x_hat = self.decode(z)
+        reconstruction = (x_hat.float() - x.float()).square().flatten(1).sum(1).mean()
+        if self.family == "AVAE":
+            regulariser = regulariser + self.beta * self._avae_term(z, mean, logvar)
+        consistency = zero
+        if self.consistency is not None:
+            if isinstance(self.consistency, InvarianceLoss) and not self.stochastic:
+                consistency = self.consistency(
+                    mean, responses=self.noise(x_hat)
+                )  # reuse the reconstruction
+            else:
+                consistency = self.consistency(mean)
+        total = reconstruction + regulariser + consistency
+        return LossTerms(total, reconstruction.detach(), regulariser.detach(), consistency.detach())
+
+    def _avae_term(self, z: Tensor, mean: Tensor, logvar: Tensor) -> Tensor:
+        r"""Cemgil et al.'s closed-form consistency term with correlation ρ:
+        :math:`\mathrm{KL}\big(q(\tilde z|\tilde x)\,\|\,\mathcal N(\rho z, 1-\rho^2)\big)` averaged
+        over :math:`z \sim q(z|x)`, with :math:`\tilde x = \mathrm{stopgrad}(D(z))`, i.e.
+        :math:`\frac{\tilde\sigma^2 + \rho^2\sigma^2 + (\tilde\mu - \rho\mu)^2}{2(1-\rho^2)} - \tfrac12\log\tilde\sigma^2`
+        up to a constant (the entropy of :math:`q(\tilde z|\tilde x)` enters with a minus sign)."""
+        rho = self.rho
+        with torch.no_grad():
+            x_aux = self.decode(z)
+        mu_t, logvar_t = self.encode(x_aux)
+        var, var_t = logvar.exp(), logvar_t.exp()
+        cross = (var_t + rho**2 * var + (mu_t - rho * mean).square()) / (2 * (1 - rho**2))
+        return (cross - 0.5 * logvar_t).sum(1).mean()
+
+    def evaluator(
+        self, sampler: AggregatePosterior | None = None, **kw: Any
+    ) -> ConsistencyEvaluator:
+        """A :class:`ConsistencyEvaluator` on this model (its own sampler unless one is given)."""
+        kw.setdefault("model", self)
+        return ConsistencyEvaluator(
+            self.noise,
+            self.decode,
+            sampler if sampler is not None else self.sampler,
+            xblock=self.xblock,
+            **kw,
+        )
+
+
+def build_model(family: str, preset: str, variant: str = "plain", **kw: Any) -> PaperModel:
+    """Build one of the paper's models, e.g. ``build_model("AE", "S", "XC-I")``.
+
+    Args:
+        family: ``"AE"``, ``"VAE"`` (β-VAE; ``beta=``), ``"SAE"``, ``"AVAE"`` (``beta=``, ``rho=``).
+        preset: ``"S"``, ``"Standard"``, ``"S4"`` (MNIST 28×28×1) or ``"v32"``, ``"v324"`` (CelebA 128×128×3).
+        variant: ``"plain"``, ``"X"`` (XBlock), ``"XC-I"`` / ``"XC-E"`` (X + invariance /
+            equivariance training, ``consistency_weight=4`` by default).
+        kw: passed to :class:`PaperModel`.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {tuple(PRESETS)}; got {preset!r}")
+    return PaperModel(family, PRESETS[preset], variant, **kw)  # type: ignore[arg-type]

@@ -1,0 +1,398 @@
+"""A small, readable training loop for the paper's models (optional layer, not a framework).
+
+Adam, lr 1e-4 halved every 30 epochs, batch 128, seeds for torch / numpy / random; optional
+XBlock temperature annealing and linear λ warm-up (the authors' schedules); bf16 autocast and
+``torch.compile`` as flags; checkpoints every N steps and on Ctrl-C, with bit-for-bit resume
+(model, optimiser, scheduler, sampler, RNG states; the data order is a function of the seed and
+the step); evaluation with :class:`~consistency.ConsistencyEvaluator` at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from .evaluator import ConsistencyReport, SelfConsistencyTable
+from .models.families import PaperModel
+from .sampler import AggregatePosterior
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "add_arguments",
+    "config_from_args",
+    "evaluate_model",
+    "set_seed",
+    "summary",
+    "train",
+]
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class TrainConfig:
+    """Settings of :func:`train` (defaults: the paper's, except ``steps``)."""
+
+    steps: int = 100_000
+    batch_size: int = 128
+    lr: float = 1e-4
+    halve_lr_every_epochs: int = 30
+    seed: int = 11
+    device: str | None = None
+    amp: bool = False
+    compile: bool = False
+    anneal_tau: bool = False
+    warmup_steps: int = 0
+    checkpoint_every: int = 1000
+    out: str = "runs/run"
+    eval_samples: int = 1000
+    eval_interventions: int = 10
+    eval_data: int = 10_000
+    progress: bool = True
+    figures: bool = True
+
+
+@dataclass
+class TrainResult:
+    """What a run produced."""
+
+    steps: int
+    out: Path
+    history: list[dict[str, float]] = field(default_factory=list)
+    test_reconstruction: float | None = None
+    report: ConsistencyReport | None = None
+    self_consistency: SelfConsistencyTable | None = None
+    interrupted: bool = False
+
+
+def set_seed(seed: int) -> None:
+    """Seed python's ``random``, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """``device`` or CUDA when available, else CPU."""
+    return (
+        torch.device(device)
+        if device
+        else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    )
+
+
+def _images(dataset: Dataset[Any]) -> Tensor:
+    """All images of a data set as one tensor (in-memory data sets are used directly)."""
+    held = getattr(dataset, "images", None)
+    if isinstance(held, Tensor):
+        return held
+    items = [dataset[i] for i in range(len(dataset))]  # type: ignore[arg-type]
+    return torch.stack([it[0] if isinstance(it, (tuple, list)) else it for it in items])
+
+
+def _batch_indices(step: int, n_data: int, batch: int, seed: int) -> Tensor:
+    """Indices of the batch at ``step``: epoch-wise permutations determined by (seed, epoch)."""
+    per_epoch = max(1, n_data // batch)
+    epoch, pos = divmod(step, per_epoch)
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    perm = torch.randperm(n_data, generator=g)
+    return perm[pos * batch : (pos + 1) * batch] if n_data >= batch else perm
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save(
+    path: Path,
+    model: PaperModel,
+    opt: torch.optim.Optimizer,
+    sched: Any,
+    step: int,
+    config: TrainConfig,
+    history: list[dict[str, float]],
+) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "step": step,
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "rng": _rng_state(),
+            "config": asdict(config),
+            "history": history,
+        },
+        tmp,
+    )
+    tmp.replace(path)
+
+
+def _tau(step: int) -> float:
+    """The authors' XBlock temperature schedule ``max(exp(-0.01 step), 0.01)``."""
+    return max(math.exp(-0.01 * step), 0.01)
+
+
+def train(
+    model: PaperModel,
+    dataset: Dataset[Any],
+    config: TrainConfig,
+    *,
+    test_set: Dataset[Any] | None = None,
+    resume: bool = False,
+) -> TrainResult:
+    """Train ``model`` on ``dataset`` (images or ``(image, label)`` items) as ``config`` says.
+
+    Writes ``config.out/checkpoint.pt`` every ``checkpoint_every`` steps, at the end and on
+    Ctrl-C; ``resume=True`` continues from it bit-for-bit. At the end, evaluates on
+    ``test_set`` (or the training data) and writes ``report.json``, ``history.json`` and figures.
+    """
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.device)
+    set_seed(config.seed)
+    data = _images(dataset)
+    if data.shape[0] == 0:
+        raise ValueError("the training data set is empty")
+    model.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    per_epoch = max(1, data.shape[0] // config.batch_size)
+    sched = torch.optim.lr_scheduler.StepLR(
+        opt, step_size=config.halve_lr_every_epochs * per_epoch, gamma=0.5
+    )
+    start, history = 0, []
+    ckpt_path = out / CHECKPOINT
+    if resume:
+        if not ckpt_path.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        _set_rng_state(ckpt["rng"])
+        start, history = int(ckpt["step"]), list(ckpt["history"])
+    if config.compile:
+        model.encoder.compile()
+        model.decoder.compile()
+    model.train()
+    bar = None
+    if config.progress:
+        try:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(
+                total=config.steps,
+                initial=start,
+                desc=f"{model.family}-{model.variant}",
+                dynamic_ncols=True,
+            )
+        except ImportError:
+            bar = None
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp)
+    step, interrupted = start, False
+    t0 = time.perf_counter()
+    try:
+        while step < config.steps:
+            x = data[_batch_indices(step, data.shape[0], config.batch_size, config.seed)].to(
+                device, non_blocking=True
+            )
+            if model.xblock is not None and config.anneal_tau:
+                model.xblock.tau = _tau(step)
+            if model.consistency is not None and config.warmup_steps > 0:
+                model.consistency.weight = model.consistency_weight * min(
+                    1.0, step / config.warmup_steps
+                )
+            with amp:
+                terms = model.loss(x)
+            opt.zero_grad(set_to_none=True)
+            terms.total.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            record = {"step": step, **{k: float(v.detach()) for k, v in terms._asdict().items()}}
+            history.append(record)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{record['total']:.2f}",
+                    rec=f"{record['reconstruction']:.2f}",
+                    cons=f"{record['consistency']:.3g}",
+                    refresh=False,
+                )
+            if config.checkpoint_every and step % config.checkpoint_every == 0:
+                _save(ckpt_path, model, opt, sched, step, config, history)
+    except KeyboardInterrupt:
+        interrupted = True
+        _save(ckpt_path, model, opt, sched, step, config, history)
+        print(
+            f"\ninterrupted at step {step}: checkpoint saved to {ckpt_path}; continue with --resume"
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    result = TrainResult(steps=step, out=out, history=history, interrupted=interrupted)
+    if interrupted:
+        return result
+    _save(ckpt_path, model, opt, sched, step, config, history)
+    (out / "history.json").write_text(
+        json.dumps({"seconds": time.perf_counter() - t0, "history": history})
+    )
+    evaluate_model(model, test_set if test_set is not None else dataset, config, result)
+    return result
+
+
+@torch.no_grad()
+def evaluate_model(
+    model: PaperModel, dataset: Dataset[Any], config: TrainConfig, result: TrainResult | None = None
+) -> TrainResult:
+    """Test reconstruction error and consistency scores of ``model`` on ``dataset``; writes the
+    report (JSON, table, figures) to ``config.out``."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = result or TrainResult(steps=0, out=out)
+    device = next(model.parameters()).device
+    data = _images(dataset)[: config.eval_data]
+    was_training = model.training
+    model.eval()
+    try:
+        bank = AggregatePosterior(model.n, capacity=max(2, data.shape[0]), device=device)
+        errors = []
+        for chunk in data.split(256):
+            chunk = chunk.to(device)
+            means = model.noise(chunk)
+            bank.update(means.float())
+            errors.append((model.decode(means).float() - chunk).square().flatten(1).sum(1))
+        result.test_reconstruction = float(torch.cat(errors).mean())
+    finally:
+        model.train(was_training)
+    evaluator = model.evaluator(
+        bank,
+        n_samples=min(config.eval_samples, len(bank)),
+        n_interventions=config.eval_interventions,
+        generator=torch.Generator(device=device).manual_seed(config.seed),
+        progress=config.progress,
+    )
+    result.report = evaluator.evaluate("posterior")
+    result.self_consistency = evaluator.self_consistency_table()
+    result.report.extras.update(
+        {
+            "test_reconstruction": result.test_reconstruction,
+            "self_consistency_modes": result.self_consistency.means(),
+            "family": model.family,
+            "variant": model.variant,
+            "preset": model.preset.name,
+            "steps": result.steps,
+        }
+    )
+    result.report.save(out, figures=config.figures)
+    if config.figures:
+        try:
+            from . import plots
+        except ImportError:
+            pass
+        else:
+            plots.save_figures(evaluator, out, images=data[:8].to(device))
+    return result
+
+
+def add_arguments(parser: Any, *, preset: str, steps: int, out: str) -> None:
+    """The command-line flags the example scripts share (defaults finish in minutes on a CPU;
+    ``--steps 100000`` and ``--anneal-tau --warmup-steps 10000`` give the paper's settings)."""
+    parser.add_argument("--family", default="AE", choices=["AE", "VAE", "SAE", "AVAE"])
+    parser.add_argument("--preset", default=preset)
+    parser.add_argument("--variant", default="XC-I", choices=["plain", "X", "XC-I", "XC-E"])
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--beta", type=float, default=1.0, help="β of VAE / AVAE")
+    parser.add_argument(
+        "--lambda", dest="consistency_weight", type=float, default=4.0, help="consistency weight λ"
+    )
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        help="folder with the data files (default $CONSISTENCY_DATA_DIR or ~/.cache/consistency/data)",
+    )
+    parser.add_argument(
+        "--train-size", type=int, default=None, help="use only the first N training images"
+    )
+    parser.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
+    parser.add_argument("--out", default=out)
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast")
+    parser.add_argument("--compile", action="store_true", help="torch.compile encoder and decoder")
+    parser.add_argument(
+        "--anneal-tau", action="store_true", help="the authors' XBlock temperature schedule"
+    )
+    parser.add_argument(
+        "--warmup-steps", type=int, default=0, help="linear λ warm-up (the authors: 10000)"
+    )
+    parser.add_argument("--checkpoint-every", type=int, default=1000)
+    parser.add_argument("--eval-samples", type=int, default=1000)
+    parser.add_argument("--eval-data", type=int, default=10_000)
+    parser.add_argument("--eval-interventions", type=int, default=10)
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-figures", action="store_true")
+
+
+def config_from_args(args: Any) -> TrainConfig:
+    """A :class:`TrainConfig` from the flags of :func:`add_arguments`."""
+    return TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        amp=args.amp,
+        compile=args.compile,
+        anneal_tau=args.anneal_tau,
+        warmup_steps=args.warmup_steps,
+        checkpoint_every=args.checkpoint_every,
+        out=args.out,
+        eval_samples=args.eval_samples,
+        eval_interventions=args.eval_interventions,
+        eval_data=args.eval_data,
+        progress=not args.no_progress,
+        figures=not args.no_figures,
+    )
+
+
+def summary(result: TrainResult) -> str:
+    """A few lines a person reads at the end of a run."""
+    lines = [f"steps: {result.steps}   output: {result.out}"]
+    if result.test_reconstruction is not None:
+        lines.append(
+            f"test reconstruction error (sum of squares per image): {result.test_reconstruction:.3f}"
+        )
+    if result.self_consistency is not None:
+        lines.append("self-consistency by sampling mode:\n" + str(result.self_consistency))
+    if result.report is not None:
+        lines.append(str(result.report))
+    return "\n".join(lines)

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from consistency import EquivarianceLoss, InvarianceLoss, ShapeError, XBlock
+from consistency.models import FAMILIES, PRESETS, VARIANTS, build_model, parameter_count
+
+# The paper's Table 4, reproduced to the parameter (SPEC.md, last section).
+TABLE4 = {
+    ("AE", "S", "plain"): 309_973,
+    ("AE", "S", "X"): 310_984,
+    ("AE", "S4", "X"): 313_936,
+    ("AE", "Standard", "plain"): 423_259,
+    ("AE", "Standard", "X"): 425_677,
+    ("AE", "v32", "plain"): 2_840_827,
+}
+MNIST = [p for p, v in PRESETS.items() if v.dataset == "mnist"]
+CELEBA = [p for p, v in PRESETS.items() if v.dataset == "celeba"]
+
+
+@pytest.mark.parametrize(
+    ("key", "count"), TABLE4.items(), ids=lambda k: "-".join(k) if isinstance(k, tuple) else str(k)
+)
+def test_parameter_counts_match_table4(key: tuple[str, str, str], count: int) -> None:
+    assert parameter_count(build_model(*key)) == count
+
+
+@pytest.mark.parametrize(
+    ("family", "preset", "variant"), list(itertools.product(FAMILIES, MNIST, VARIANTS))
+)
+def test_mnist_models_train_step(family: str, preset: str, variant: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(family, preset, variant)
+    x = torch.rand(2, 1, 28, 28)
+    terms = model.loss(x)
+    terms.total.backward()
+    assert torch.isfinite(terms.total)
+    assert model(x).shape == x.shape
+    assert model.noise(x).shape == (2, PRESETS[preset].n)
+    assert all(p.grad is not None for p in model.encoder.parameters())
+    assert (model.xblock is None) == (variant == "plain")
+    assert isinstance(
+        model.consistency,
+        {"XC-I": InvarianceLoss, "XC-E": EquivarianceLoss}.get(variant, type(None)),
+    )
+    if variant.startswith("XC"):
+        assert float(terms.consistency) >= 0
+    assert len(model.sampler) == 2
+
+
+@pytest.mark.parametrize(
+    ("family", "preset", "variant"), list(itertools.product(FAMILIES, CELEBA, VARIANTS))
+)
+def test_celeba_models_build(family: str, preset: str, variant: str) -> None:
+    model = build_model(family, preset, variant)
+    p = PRESETS[preset]
+    width = p.n * (p.unit_size if variant != "plain" else 1)
+    assert model.decoder.in_features == width
+    assert parameter_count(model) > 2_800_000
+
+
+# One forward/backward per CelebA family, covering both presets and every variant (each takes seconds).
+@pytest.mark.parametrize(
+    ("family", "preset", "variant"),
+    [
+        ("AE", "v32", "plain"),
+        ("VAE", "v324", "X"),
+        ("SAE", "v32", "XC-I"),
+        ("AVAE", "v324", "XC-E"),
+    ],
+)
+def test_celeba_models_train_step(family: str, preset: str, variant: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(family, preset, variant)
+    x = torch.rand(2, 3, 128, 128)  # batch 2: BatchNorm after the last pool sees a 1x1 map
+    terms = model.loss(x)
+    terms.total.backward()
+    assert torch.isfinite(terms.total)
+    model.eval()
+    with torch.no_grad():
+        assert model(x[:1]).shape == (1, 3, 128, 128)
+
+
+def test_bad_names_and_decoder_width() -> None:
+    with pytest.raises(ValueError, match="family must be one of"):
+        build_model("GAN", "S")
+    with pytest.raises(ValueError, match="preset must be one of"):
+        build_model("AE", "XL")
+    with pytest.raises(ValueError, match="variant must be one of"):
+        build_model("AE", "S", "XC")
+    model = build_model("AE", "S")
+    model.latent = XBlock(6, 4)  # retrofit without widening the decoder
+    with pytest.raises(
+        ShapeError, match=r"decoder input must be \(B, 6\); got \(2, 24\).*n \* unit_size"
+    ):
+        model(torch.rand(2, 1, 28, 28))
+
+
+def test_evaluator_on_model() -> None:
+    model = build_model("AE", "S", "X")
+    model.loss(torch.rand(8, 1, 28, 28))
+    report = model.evaluator(n_samples=8, n_interventions=1, progress=False).evaluate()
+    assert report.invariance.shape == (6, 6) and report.equivariance is not None
+    assert model.training  # restored
+
+
+@pytest.mark.parametrize(("preset", "count"), [("v32", 2_850_299), ("v324", 2_878_523)])
+def test_celeba_x_counts_with_fixed_gates(preset: str, count: int) -> None:
+    model = build_model("AE", preset, "X", learn_gates=False)
+    assert parameter_count(model) == count
+    assert "latent.gate_logits" in model.state_dict()
