@@ -127,3 +127,64 @@ def test_retrofit_example_end_to_end(mnist_root, capsys) -> None:  # type: ignor
     _run_example("retrofit", ["--steps", "2", "--data-root", str(mnist_root)])
     out = capsys.readouterr().out
     assert "step    0" in out and "ConsistencyReport(mode='hybrid'" in out
+
+
+def test_quickstart_end_to_end(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    _run_example(
+        "quickstart",
+        [
+            "--steps",
+            "3",
+            "--train-size",
+            "256",
+            "--test-size",
+            "128",
+            "--eval-samples",
+            "16",
+            "--eval-interventions",
+            "1",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "qs"),
+        ],
+    )
+    out = capsys.readouterr().out
+    for line in (
+        "mean off-diag invariance",
+        "self-consistency (uniform)",
+        "noise MMD²",
+        "SHD vs true graph",
+        "true graph:",
+        "XCAE-I learned:",
+    ):
+        assert line in out
+    assert (tmp_path / "qs" / "XCAE-I" / "graph_learned_vs_true.png").exists()
+    assert (tmp_path / "qs" / "AE" / "report.json").exists()
+
+
+def test_scene_dataset_in_training_example(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import consistency.data as data
+
+    monkeypatch.setattr(data.SceneDataset, "__init__", _small_scene_init)
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import mnist_xcae
+
+        monkeypatch.setattr(mnist_xcae, "SceneDataset", data.SceneDataset)
+        mnist_xcae.main(
+            [*COMMON, "--dataset", "scene", "--no-figures", "--out", str(tmp_path / "scene")]
+        )
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    assert "test reconstruction error" in capsys.readouterr().out
+
+
+_original_scene_init = __import__(
+    "consistency.data", fromlist=["SceneDataset"]
+).SceneDataset.__init__
+
+
+def _small_scene_init(self, n: int = 60_000, size: int = 28, seed: int = 0) -> None:  # type: ignore[no-untyped-def]
+    _original_scene_init(
+        self, min(n, 64), size, seed
+    )  # the example asks for 60k; 64 keep the test fast

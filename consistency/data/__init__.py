@@ -6,5 +6,17 @@ Default root: ``$CONSISTENCY_DATA_DIR`` or ``~/.cache/consistency/data``.
 from ._common import ImageDataset, default_root
 from .celeba import CelebA, celeba
 from .mnist import MNIST_FILES, mnist, read_idx
+from .synthetic import FACTOR_NAMES, CausalScene, SceneDataset
 
-__all__ = ["MNIST_FILES", "CelebA", "ImageDataset", "celeba", "default_root", "mnist", "read_idx"]
+__all__ = [
+    "FACTOR_NAMES",
+    "MNIST_FILES",
+    "CausalScene",
+    "CelebA",
+    "ImageDataset",
+    "SceneDataset",
+    "celeba",
+    "default_root",
+    "mnist",
+    "read_idx",
+]

@@ -1,5 +1,24 @@
-"""Metrics beyond the consistency scores: sample quality (Fréchet distance)."""
+"""Metrics beyond the consistency scores: sample quality (Fréchet distance) and, for data with a
+known causal model, ground-truth matching, graph recovery and data-side invariance."""
 
 from .fid import SampleQuality, frechet_distance, sample_quality
+from .ground_truth import (
+    DataInvariance,
+    GraphComparison,
+    Matching,
+    compare_graphs,
+    data_invariance,
+    match_latents,
+)
 
-__all__ = ["SampleQuality", "frechet_distance", "sample_quality"]
+__all__ = [
+    "DataInvariance",
+    "GraphComparison",
+    "Matching",
+    "SampleQuality",
+    "compare_graphs",
+    "data_invariance",
+    "frechet_distance",
+    "match_latents",
+    "sample_quality",
+]

@@ -28,7 +28,8 @@ __all__ = ["PRESETS", "ConvBlock", "ConvDecoder", "ConvEncoder", "Preset", "pool
 
 @dataclass(frozen=True)
 class Preset:
-    """An architecture size of the paper (Table 3, corrected by Table 4's counts; SPEC.md)."""
+    """An architecture size: the paper's (Table 3, corrected by Table 4's counts; SPEC.md), plus
+    ``scene``, a small one for the embedded causal scene (n = 5 = its number of factors)."""
 
     name: str
     depth: int
@@ -85,6 +86,17 @@ PRESETS: dict[str, Preset] = {
         image_size=128,
         channels=3,
         dataset="celeba",
+    ),
+    "scene": Preset(
+        "scene",
+        depth=4,
+        n=5,
+        unit_size=1,
+        filters=16,
+        pools=3,
+        image_size=28,
+        channels=1,
+        dataset="scene",
     ),
     "v324": Preset(
         "v324",

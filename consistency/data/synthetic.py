@@ -1,0 +1,223 @@
+r"""An embedded causal data set with known ground truth: a pendulum, a light and its shadow.
+
+In the spirit of the "pendulum" of CausalVAE (Yang et al. 2021), with a chain added to the
+colliders. Five factors, in topological order, with structural noise :math:`\varepsilon`:
+
+.. code-block:: text
+
+    angle            θ = ε_θ,                 ε_θ ~ U(-40°, 40°)
+    light            L = ε_L,                 ε_L ~ U(0.2, 0.8)        (x-position of the lamp)
+    shadow_position  P = c(θ, L) + ε_P,        ε_P ~ N(0, 0.02²)        (centre of the rod's shadow)
+    shadow_length    ℓ = max(w(θ, L) + ε_ℓ, 0), ε_ℓ ~ N(0, 0.01²)     (width of the rod's shadow)
+    shadow_darkness  D = 0.9 − 1.2·ℓ + ε_D,    ε_D ~ N(0, 0.03²)        (longer shadows are fainter)
+
+Graph (parent -> child): θ→P, L→P, θ→ℓ, L→ℓ, ℓ→D: colliders at P and ℓ, chains θ→ℓ→D and
+L→ℓ→D. Geometry: the pivot hangs at (0.5, 0.1), the rod has length 0.35 (bob at
+:math:`b = (0.5 + 0.35\sin θ,\ 0.1 + 0.35\cos θ)`), the lamp sits at :math:`(L, -1.5)` and casts
+the shadow on the ground :math:`y = 0.92`: a point :math:`p` projects to
+:math:`x(p) = L + (p_x - L)\,\frac{0.92 + 1.5}{p_y + 1.5}`; :math:`c` is the midpoint and :math:`w`
+the distance of the projections of pivot and bob. Coordinates are fractions of the image side.
+
+Rendered in numpy (anti-aliased by distance fields) at 28×28 (default) or 64×64, grayscale
+in [0, 1]: the rod and bob, the lamp as a small disc on the top edge, and the shadow as a bar on
+the ground whose brightness is the darkness factor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+__all__ = ["FACTOR_NAMES", "CausalScene", "SceneDataset"]
+
+FACTOR_NAMES: tuple[str, ...] = (
+    "angle",
+    "light",
+    "shadow_position",
+    "shadow_length",
+    "shadow_darkness",
+)
+_EDGES = ((0, 2), (1, 2), (0, 3), (1, 3), (3, 4))
+_PIVOT = (0.5, 0.1)
+_ROD = 0.35
+_LAMP_Y = -1.5
+_GROUND = 0.92
+_NOISE_STD = {2: 0.02, 3: 0.01, 4: 0.03}
+
+
+class CausalScene:
+    """The pendulum scene: sample images with their true factors, or under do() on a factor.
+
+    Args:
+        size: image side, 28 (default) or 64 (any side >= 16 works).
+        seed: seed of the scene's random generator (same seed, same calls: same data).
+
+    Example:
+        >>> scene = CausalScene(seed=0)
+        >>> images, factors = scene.sample(4)
+        >>> images.shape, factors.shape, scene.names[3]
+        (torch.Size([4, 1, 28, 28]), torch.Size([4, 5]), 'shadow_length')
+    """
+
+    names: tuple[str, ...] = FACTOR_NAMES
+
+    def __init__(self, size: int = 28, seed: int = 0) -> None:
+        if size < 16:
+            raise ValueError(f"size must be >= 16 pixels; got {size}")
+        self.size = int(size)
+        self.rng = np.random.default_rng(seed)
+
+    @property
+    def graph(self) -> Tensor:
+        """True adjacency ``(F, F)``: ``graph[j, i] = 1`` for the edge factor ``j`` -> factor ``i``."""
+        g = torch.zeros(len(FACTOR_NAMES), len(FACTOR_NAMES))
+        for j, i in _EDGES:
+            g[j, i] = 1.0
+        return g
+
+    def descendants(self, factor: int | str) -> set[int]:
+        """Indices of the factors downstream of ``factor`` (not including itself)."""
+        f = self.index(factor)
+        out: set[int] = set()
+        frontier = [f]
+        while frontier:
+            j = frontier.pop()
+            for a, b in _EDGES:
+                if a == j and b not in out:
+                    out.add(b)
+                    frontier.append(b)
+        return out
+
+    def index(self, factor: int | str) -> int:
+        """A factor's index from its name or index."""
+        if isinstance(factor, str):
+            if factor not in FACTOR_NAMES:
+                raise ValueError(f"unknown factor {factor!r}; expected one of {FACTOR_NAMES}")
+            return FACTOR_NAMES.index(factor)
+        if not 0 <= factor < len(FACTOR_NAMES):
+            raise ValueError(f"factor index must lie in [0, {len(FACTOR_NAMES)}); got {factor}")
+        return int(factor)
+
+    # ------------------------------------------------------------------ SCM
+    def sample_noise(self, k: int) -> np.ndarray:
+        """Exogenous noise ``(k, F)`` (the first two columns are the root factors themselves)."""
+        eps = np.empty((k, len(FACTOR_NAMES)))
+        eps[:, 0] = self.rng.uniform(-40.0, 40.0, k)
+        eps[:, 1] = self.rng.uniform(0.2, 0.8, k)
+        for j, std in _NOISE_STD.items():
+            eps[:, j] = self.rng.normal(0.0, std, k)
+        return eps
+
+    @staticmethod
+    def _project(px: np.ndarray | float, py: np.ndarray | float, light: np.ndarray) -> np.ndarray:
+        return light + (px - light) * (_GROUND - _LAMP_Y) / (py - _LAMP_Y)
+
+    @classmethod
+    def shadow(cls, angle: np.ndarray, light: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Noise-free shadow centre ``c(θ, L)`` and width ``w(θ, L)`` (the structural equations' means)."""
+        rad = np.deg2rad(angle)
+        bx, by = _PIVOT[0] + _ROD * np.sin(rad), _PIVOT[1] + _ROD * np.cos(rad)
+        p0 = cls._project(_PIVOT[0], _PIVOT[1], light)
+        p1 = cls._project(bx, by, light)
+        return (p0 + p1) / 2, np.abs(p1 - p0)
+
+    def factors_from_noise(
+        self, noise: np.ndarray, do: Mapping[int | str, float | np.ndarray] | None = None
+    ) -> np.ndarray:
+        """Solve the SCM in topological order: factors ``(k, F)`` from noise ``(k, F)``.
+
+        ``do`` maps factors to values: each is set (its own equation and noise ignored) and its
+        descendants are computed from the new value.
+        """
+        do_idx = {self.index(f): v for f, v in (do or {}).items()}
+        k = noise.shape[0]
+        f = np.empty((k, len(FACTOR_NAMES)))
+
+        def assign(i: int, value: np.ndarray) -> None:
+            f[:, i] = (
+                np.broadcast_to(np.asarray(do_idx[i], dtype=float), (k,)) if i in do_idx else value
+            )
+
+        assign(0, noise[:, 0])
+        assign(1, noise[:, 1])
+        centre, width = self.shadow(f[:, 0], f[:, 1])
+        assign(2, centre + noise[:, 2])
+        assign(3, np.maximum(width + noise[:, 3], 0.0))
+        assign(4, 0.9 - 1.2 * f[:, 3] + noise[:, 4])
+        return f
+
+    # ------------------------------------------------------------ rendering
+    def render(self, factors: np.ndarray | Tensor, chunk: int = 4096) -> Tensor:
+        """Images ``(k, 1, size, size)`` in [0, 1] (float32) of the given factors ``(k, F)``."""
+        f = np.asarray(
+            factors.detach().cpu().numpy() if isinstance(factors, Tensor) else factors,
+            dtype=np.float64,
+        )
+        out = np.empty((f.shape[0], 1, self.size, self.size), dtype=np.float32)
+        for s in range(0, f.shape[0], chunk):
+            out[s : s + chunk, 0] = self._render(f[s : s + chunk])
+        return torch.from_numpy(out)
+
+    def _render(self, f: np.ndarray) -> np.ndarray:
+        n = self.size
+        aa = 1.0 / n  # one pixel of anti-aliasing
+        coords = (np.arange(n) + 0.5) / n
+        y, x = np.meshgrid(coords, coords, indexing="ij")
+        x, y = x[None], y[None]
+        col = lambda v: v[:, None, None]  # noqa: E731
+        rad = np.deg2rad(f[:, 0])
+        bx, by = col(_PIVOT[0] + _ROD * np.sin(rad)), col(_PIVOT[1] + _ROD * np.cos(rad))
+        # rod: distance to the segment pivot -> bob
+        px, py = _PIVOT
+        dx, dy = bx - px, by - py
+        t = np.clip(((x - px) * dx + (y - py) * dy) / (dx * dx + dy * dy), 0.0, 1.0)
+        d_rod = np.hypot(x - px - t * dx, y - py - t * dy)
+        rod = np.clip(1.0 - (d_rod - 0.6 * aa) / aa, 0.0, 1.0) * 0.8
+        bob = np.clip(1.0 - (np.hypot(x - bx, y - by) - 0.08) / aa, 0.0, 1.0)
+        lamp = np.clip(1.0 - (np.hypot(x - col(f[:, 1]), y - 0.06) - 0.06) / aa, 0.0, 1.0) * 0.7
+        half = np.maximum(col(f[:, 3]) / 2, 0.5 * aa)
+        inside_x = np.clip(1.0 - (np.abs(x - col(f[:, 2])) - half) / aa, 0.0, 1.0)
+        inside_y = np.clip(1.0 - (np.abs(y - _GROUND) - 0.04) / aa, 0.0, 1.0)
+        shade = inside_x * inside_y * np.clip(col(f[:, 4]), 0.05, 1.0)
+        return np.maximum.reduce([rod, bob, lamp, shade]).astype(np.float32)
+
+    # --------------------------------------------------------------- public
+    def sample(self, k: int) -> tuple[Tensor, Tensor]:
+        """``k`` observational samples: images ``(k, 1, S, S)`` and factors ``(k, F)`` (float32)."""
+        factors = self.factors_from_noise(self.sample_noise(k))
+        return self.render(factors), torch.from_numpy(factors).float()
+
+    def intervene(
+        self, k: int, factor: int | str, value: float | np.ndarray
+    ) -> tuple[Tensor, Tensor]:
+        """``k`` samples under ``do(factor := value)``: descendants recomputed, the rest unchanged
+        in distribution (drawn from the same noise)."""
+        factors = self.factors_from_noise(self.sample_noise(k), do={factor: value})
+        return self.render(factors), torch.from_numpy(factors).float()
+
+
+class SceneDataset(Dataset[tuple[Tensor, Tensor]]):
+    """A fixed-size, seeded :class:`CausalScene` data set held in memory: items are ``(image, factors)``.
+
+    Attributes:
+        images: ``(N, 1, S, S)``; factors: ``(N, F)``; scene: the generating scene.
+    """
+
+    def __init__(self, n: int = 60_000, size: int = 28, seed: int = 0) -> None:
+        self.scene = CausalScene(size, seed)
+        self.images, self.factors = self.scene.sample(n)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.images[index], self.factors[index]
+
+    def subset(self, size: int) -> SceneDataset:
+        out = object.__new__(SceneDataset)
+        out.scene, out.images, out.factors = self.scene, self.images[:size], self.factors[:size]
+        return out
