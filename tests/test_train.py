@@ -188,3 +188,9 @@ def _small_scene_init(self, n: int = 60_000, size: int = 28, seed: int = 0) -> N
     _original_scene_init(
         self, min(n, 64), size, seed
     )  # the example asks for 60k; 64 keep the test fast
+
+
+def test_amp_training_runs(mnist_root, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data = mnist(mnist_root, "train", download=False)
+    result = train(build_model("AE", "S", "XC-E"), data, config(tmp_path / "amp", 2, amp=True))
+    assert result.steps == 2 and all(torch.isfinite(torch.tensor(h["total"])) for h in result.history)

@@ -93,3 +93,36 @@ def test_celeba_errors(celeba_root, tmp_path) -> None:  # type: ignore[no-untype
         DataFileError, match=r"1 image\(s\) of split 'train' .* missing, e.g. .*000001.jpg"
     ):
         celeba(celeba_root, "train")
+
+
+def test_mnist_download_verified_and_failing(mnist_root, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import gzip
+    import hashlib
+    import importlib
+    import io
+
+    m = importlib.import_module("consistency.data.mnist")  # the module (the package exports a function of that name)
+
+    blobs = {f.name: gzip.compress(f.read_bytes()) for f in (mnist_root / "MNIST" / "raw").iterdir()}
+    table = {name: {"md5": "", "gz_md5": hashlib.md5(blob).hexdigest()} for name, blob in blobs.items()}
+    monkeypatch.setattr(m, "MNIST_FILES", table)
+    fetched: list[str] = []
+
+    def fake_urlopen(url: str, timeout: float = 0):  # type: ignore[no-untyped-def]
+        name = url.rsplit("/", 1)[1][: -len(".gz")]
+        fetched.append(url)
+        if url.startswith(m.MIRRORS[0]):
+            return io.BytesIO(b"corrupt download")  # first mirror serves garbage: md5 rejects it
+        return io.BytesIO(blobs[name])
+
+    monkeypatch.setattr(m.urllib.request, "urlopen", fake_urlopen)
+    data = m.mnist(tmp_path / "fresh", "test")
+    assert len(data) == 32 and (tmp_path / "fresh" / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz").exists()
+    assert len(fetched) == 4  # each file: bad mirror, then good mirror
+
+    def offline(url: str, timeout: float = 0):  # type: ignore[no-untyped-def]
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(m.urllib.request, "urlopen", offline)
+    with pytest.raises(DataFileError, match=r"not in .* could not be downloaded .*network unreachable.*--data-root"):
+        m.mnist(tmp_path / "offline", "train")
