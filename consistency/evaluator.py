@@ -430,7 +430,7 @@ class ConsistencyEvaluator:
                     f"{name} coordinate(s) {dead} have zero variance over the samples: "
                     "their scores are reported as NaN",
                     RuntimeWarning,
-                    stacklevel=3,
+                    stacklevel=4,
                 )
 
     def self_consistency_table(

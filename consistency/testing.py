@@ -62,7 +62,7 @@ def _losses(encoder, decoder, latents, xblock, generator_seed):  # type: ignore[
     ):
         g = torch.Generator(device=latents.device).manual_seed(generator_seed)
         loss = cls(encoder, decoder, None, dims="all", n_interventions=3, generator=g, **kw)
-        out[name] = float(loss(latents))
+        out[name] = float(loss(latents).detach())
     return out
 
 

@@ -52,7 +52,7 @@ def mnist_root(tmp_path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def celeba_root(tmp_path):  # type: ignore[no-untyped-def]
-    """A miniature CelebA folder: 6 JPEGs (178x218) and list_eval_partition.txt."""
+    """A miniature CelebA folder: 8 JPEGs (178x218) and list_eval_partition.txt."""
     import numpy as np
     from PIL import Image
 
@@ -61,9 +61,9 @@ def celeba_root(tmp_path):  # type: ignore[no-untyped-def]
     images.mkdir(parents=True)
     rng = np.random.default_rng(0)
     lines = []
-    for i in range(6):
+    for i in range(8):
         name = f"{i + 1:06d}.jpg"
         Image.fromarray((rng.random((218, 178, 3)) * 255).astype("uint8")).save(images / name)
-        lines.append(f"{name} {0 if i < 4 else 2}")
+        lines.append(f"{name} {0 if i < 4 else 2}")  # 4 train, 4 test
     (root / "list_eval_partition.txt").write_text("\n".join(lines) + "\n")
     return root

@@ -77,7 +77,7 @@ def test_mnist_verify_rejects_non_official(mnist_root) -> None:  # type: ignore[
 def test_celeba_miniature(celeba_root) -> None:  # type: ignore[no-untyped-def]
     train = celeba(celeba_root, "train", size=32)
     test = celeba(celeba_root, "test", size=32)
-    assert len(train) == 4 and len(test) == 2
+    assert len(train) == 4 and len(test) == 4
     x, idx = train[1]
     assert x.shape == (3, 32, 32) and 0 <= float(x.min()) and float(x.max()) <= 1 and int(idx) == 1
 
