@@ -391,8 +391,12 @@ class ConsistencyEvaluator:
 
         bank = self.sampler.bank
         m_rows = min(len(bank), max(t, 2))
-        posterior = bank[torch.randperm(len(bank))[:m_rows].to(bank.device)]
-        mmd = float(imq_mmd(posterior, hybridise(bank, m_rows, None))) if m_rows >= 2 else math.nan
+        g = self.generator
+        rows = torch.randperm(
+            len(bank), generator=g, device=g.device if g is not None else bank.device
+        )
+        posterior = bank[rows[:m_rows].to(bank.device)]
+        mmd = float(imq_mmd(posterior, hybridise(bank, m_rows, g))) if m_rows >= 2 else math.nan
 
         off = ~torch.eye(n, dtype=torch.bool, device=invariance.device)
         diag = invariance.diagonal()

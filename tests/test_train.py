@@ -99,7 +99,9 @@ def test_mnist_example_end_to_end(mnist_root, tmp_path, capsys) -> None:  # type
     } <= names
 
 
-@pytest.mark.filterwarnings("ignore:.*zero variance:RuntimeWarning")  # a 2-step v32 on 4 noise images is degenerate
+@pytest.mark.filterwarnings(
+    "ignore:.*zero variance:RuntimeWarning"
+)  # a 2-step v32 on 4 noise images is degenerate
 def test_celeba_example_end_to_end(celeba_root, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     _run_example(
         "celeba_xcae",
@@ -194,4 +196,6 @@ def _small_scene_init(self, n: int = 60_000, size: int = 28, seed: int = 0) -> N
 def test_amp_training_runs(mnist_root, tmp_path) -> None:  # type: ignore[no-untyped-def]
     data = mnist(mnist_root, "train", download=False)
     result = train(build_model("AE", "S", "XC-E"), data, config(tmp_path / "amp", 2, amp=True))
-    assert result.steps == 2 and all(torch.isfinite(torch.tensor(h["total"])) for h in result.history)
+    assert result.steps == 2 and all(
+        torch.isfinite(torch.tensor(h["total"])) for h in result.history
+    )

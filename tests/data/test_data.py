@@ -101,10 +101,16 @@ def test_mnist_download_verified_and_failing(mnist_root, tmp_path, monkeypatch) 
     import importlib
     import io
 
-    m = importlib.import_module("consistency.data.mnist")  # the module (the package exports a function of that name)
+    m = importlib.import_module(
+        "consistency.data.mnist"
+    )  # the module (the package exports a function of that name)
 
-    blobs = {f.name: gzip.compress(f.read_bytes()) for f in (mnist_root / "MNIST" / "raw").iterdir()}
-    table = {name: {"md5": "", "gz_md5": hashlib.md5(blob).hexdigest()} for name, blob in blobs.items()}
+    blobs = {
+        f.name: gzip.compress(f.read_bytes()) for f in (mnist_root / "MNIST" / "raw").iterdir()
+    }
+    table = {
+        name: {"md5": "", "gz_md5": hashlib.md5(blob).hexdigest()} for name, blob in blobs.items()
+    }
     monkeypatch.setattr(m, "MNIST_FILES", table)
     fetched: list[str] = []
 
@@ -117,12 +123,17 @@ def test_mnist_download_verified_and_failing(mnist_root, tmp_path, monkeypatch) 
 
     monkeypatch.setattr(m.urllib.request, "urlopen", fake_urlopen)
     data = m.mnist(tmp_path / "fresh", "test")
-    assert len(data) == 32 and (tmp_path / "fresh" / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz").exists()
+    assert (
+        len(data) == 32
+        and (tmp_path / "fresh" / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz").exists()
+    )
     assert len(fetched) == 4  # each file: bad mirror, then good mirror
 
     def offline(url: str, timeout: float = 0):  # type: ignore[no-untyped-def]
         raise OSError("network unreachable")
 
     monkeypatch.setattr(m.urllib.request, "urlopen", offline)
-    with pytest.raises(DataFileError, match=r"not in .* could not be downloaded .*network unreachable.*--data-root"):
+    with pytest.raises(
+        DataFileError, match=r"not in .* could not be downloaded .*network unreachable.*--data-root"
+    ):
         m.mnist(tmp_path / "offline", "train")
