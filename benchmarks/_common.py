@@ -5,35 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import torch
-from torch import nn
-
-from consistency.models import PRESETS, ConvDecoder, ConvEncoder
+from consistency.models import PaperModel, build_model
 
 
-class PaperAE(nn.Module):
-    """The paper's conv autoencoder for a preset (AE S by default: 309,973 parameters)."""
-
-    def __init__(self, preset: str = "S", latent: nn.Module | None = None) -> None:
-        super().__init__()
-        p = PRESETS[preset]
-        kw = dict(
-            channels=p.channels,
-            image_size=p.image_size,
-            filters=p.filters,
-            depth=p.depth,
-            pools=p.pools,
-        )
-        self.encoder = ConvEncoder(p.n, **kw)
-        self.latent = latent if latent is not None else nn.Identity()
-        width = p.n * p.unit_size if latent is not None else p.n
-        self.decoder_net = ConvDecoder(width, **kw)
-
-    def decode(self, noise: torch.Tensor) -> torch.Tensor:
-        return self.decoder_net(self.latent(noise))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encoder(x))
+def paper_ae(preset: str = "S", variant: str = "plain") -> PaperModel:
+    """The paper's conv autoencoder (AE S by default: 309,973 parameters)."""
+    return build_model("AE", preset, variant)
 
 
 def median_time(step: Callable[[], object], repeats: int = 10, warmup: int = 2) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from _common import PaperAE, interleaved_times
+from _common import interleaved_times, paper_ae
 from torch.nn import functional as F
 
 from consistency import XBlock
@@ -26,7 +26,7 @@ def main() -> None:
     torch.manual_seed(0)
     device = torch.device(args.device)
 
-    ae = PaperAE("S").to(device)
+    ae = paper_ae("S").to(device)
     opt = torch.optim.Adam(ae.parameters(), lr=1e-4)
     x = torch.rand(args.batch, 1, 28, 28, device=device)
 

@@ -32,6 +32,8 @@ __all__ = [
     "add_arguments",
     "config_from_args",
     "evaluate_model",
+    "model_from_args",
+    "resolve_device",
     "set_seed",
     "summary",
     "train",
@@ -381,6 +383,19 @@ def config_from_args(args: Any) -> TrainConfig:
         eval_data=args.eval_data,
         progress=not args.no_progress,
         figures=not args.no_figures,
+    )
+
+
+def model_from_args(args: Any) -> PaperModel:
+    """The model the flags of :func:`add_arguments` describe."""
+    from .models.families import build_model
+
+    return build_model(
+        args.family,
+        args.preset,
+        args.variant,
+        beta=args.beta,
+        consistency_weight=args.consistency_weight,
     )
 
 

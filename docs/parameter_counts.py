@@ -7,18 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from consistency.models import FAMILIES, PRESETS, build_model, parameter_count
+from consistency.models import (
+    FAMILIES,
+    PAPER_PARAMETER_COUNTS,
+    PRESETS,
+    build_model,
+    parameter_count,
+)
 
-TABLE4 = {
-    ("AE", "S", "plain"): 309_973,
-    ("AE", "S", "X"): 310_984,
-    ("AE", "S4", "X"): 313_936,
-    ("AE", "Standard", "plain"): 423_259,
-    ("AE", "Standard", "X"): 425_677,
-    ("AE", "v32", "plain"): 2_840_827,
-    ("AE", "v32", "X"): 2_850_299,
-    ("AE", "v324", "X"): 2_878_523,
-}
+TABLE4 = PAPER_PARAMETER_COUNTS
 
 lines = [
     "# Parameter counts",

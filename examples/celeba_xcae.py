@@ -12,8 +12,7 @@ from __future__ import annotations
 import argparse
 
 from consistency.data import celeba
-from consistency.models import build_model
-from consistency.train import add_arguments, config_from_args, summary, train
+from consistency.train import add_arguments, config_from_args, model_from_args, summary, train
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,13 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     train_set = celeba(args.data_root, "train", size=args.size)
     test_set = celeba(args.data_root, "test", size=args.size)
-    model = build_model(
-        args.family,
-        args.preset,
-        args.variant,
-        beta=args.beta,
-        consistency_weight=args.consistency_weight,
-    )
+    model = model_from_args(args)
     result = train(model, train_set, config_from_args(args), test_set=test_set, resume=args.resume)
     print(summary(result))
 

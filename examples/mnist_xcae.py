@@ -15,8 +15,7 @@ from __future__ import annotations
 import argparse
 
 from consistency.data import SceneDataset, mnist
-from consistency.models import build_model
-from consistency.train import add_arguments, config_from_args, summary, train
+from consistency.train import add_arguments, config_from_args, model_from_args, summary, train
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,13 +39,7 @@ def main(argv: list[str] | None = None) -> None:
         train_set, test_set = mnist(args.data_root, "train"), mnist(args.data_root, "test")
     if args.train_size:
         train_set = train_set.subset(args.train_size)
-    model = build_model(
-        args.family,
-        args.preset,
-        args.variant,
-        beta=args.beta,
-        consistency_weight=args.consistency_weight,
-    )
+    model = model_from_args(args)
     result = train(model, train_set, config_from_args(args), test_set=test_set, resume=args.resume)
     print(summary(result))
 

@@ -14,10 +14,19 @@ from .families import (
     build_model,
     parameter_count,
 )
-from .skeleton import PRESETS, ConvBlock, ConvDecoder, ConvEncoder, Preset, pool_positions
+from .skeleton import (
+    PAPER_PARAMETER_COUNTS,
+    PRESETS,
+    ConvBlock,
+    ConvDecoder,
+    ConvEncoder,
+    Preset,
+    pool_positions,
+)
 
 __all__ = [
     "FAMILIES",
+    "PAPER_PARAMETER_COUNTS",
     "PRESETS",
     "VARIANTS",
     "ConvBlock",
