@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ._checks import check_latents, check_positive_int
+from .encoding import posterior_mean
 from .errors import ShapeError
 from .functional import equivariance_penalty, invariance_penalty
 from .intervention import intervene
@@ -119,11 +120,15 @@ class _ConsistencyLoss(nn.Module):
         Args:
             latents: ``(B, n)`` the current batch's posterior means (detached here: they are the
                 prior samples). ``None``: draw ``n_samples`` from the sampler in mode ``prior``.
-            responses: ``(B, n)`` :math:`R` of ``latents`` already computed by the caller
-                (``encoder(x_hat)`` with ``x_hat`` the batch's reconstruction); saves a pass.
+            responses: :math:`R` of ``latents`` already computed by the caller,
+                ``encoder(x_hat)`` with ``x_hat = decoder(latents)`` the batch's reconstruction
+                *from the means* (for a VAE trained on sampled codes, that is not the training
+                reconstruction); any encoder output :func:`~consistency.posterior_mean` reads.
+                Saves one decode+encode.
         """
         prior, values_from = self._prior_samples(latents)
         if responses is not None:
+            responses = posterior_mean(responses)
             if latents is None:
                 raise ValueError("responses= needs the latents they respond to; pass latents too")
             if tuple(responses.shape) != tuple(prior.shape):

@@ -309,3 +309,16 @@ def test_training_lowers_invariance_loss() -> None:
     train(without, 200, 0.0, seed=2)
     assert measured(with_inv) < 0.5 * start
     assert measured(with_inv) < 0.8 * measured(without)
+
+
+def test_responses_accept_any_encoder_output() -> None:
+    enc = nn.Linear(3, 3)
+    latents = torch.randn(5, 3)
+    r = enc(latents)
+    a = InvarianceLoss(
+        enc, lambda z: z, None, dims="all", generator=torch.Generator().manual_seed(0)
+    )(latents, responses=r)
+    b = InvarianceLoss(
+        enc, lambda z: z, None, dims="all", generator=torch.Generator().manual_seed(0)
+    )(latents, responses=(r, torch.zeros_like(r)))
+    assert torch.equal(a, b)
