@@ -42,13 +42,10 @@ def main() -> None:
         ckpt = torch.load(Path(run) / "checkpoint.pt", map_location="cpu", weights_only=False)
         cfg = ckpt["config"]
         state = ckpt["model"]
-        variant = (
-            "plain"
-            if not any(k.startswith("latent.") for k in state)
-            else ("XC-I" if "XC-I" in run else "X")
+        spec = (
+            ckpt.get("model_spec") or json.loads((Path(run) / "report.json").read_text())["extras"]
         )
-        family, preset = "AE", "S"
-        model = build_model(family, preset, variant)
+        model = build_model(spec["family"], spec["preset"], spec["variant"])
         model.load_state_dict(state)
         model.eval()
         with torch.no_grad():

@@ -149,7 +149,11 @@ def _save(
             "scheduler": sched.state_dict(),
             "rng": _rng_state(),
             "config": asdict(config),
-            "model_spec": {"family": model.family, "preset": model.preset.name, "variant": model.variant},
+            "model_spec": {
+                "family": model.family,
+                "preset": model.preset.name,
+                "variant": model.variant,
+            },
             "history": history,
         },
         tmp,
