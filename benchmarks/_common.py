@@ -13,19 +13,6 @@ def paper_ae(preset: str = "S", variant: str = "plain") -> PaperModel:
     return build_model("AE", preset, variant)
 
 
-def median_time(step: Callable[[], object], repeats: int = 10, warmup: int = 2) -> float:
-    """Median wall time of ``step()`` in seconds."""
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    return times[len(times) // 2]
-
-
 def interleaved_times(
     steps: dict[str, Callable[[], object]], rounds: int = 10, warmup: int = 2
 ) -> dict[str, float]:

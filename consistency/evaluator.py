@@ -325,10 +325,8 @@ class ConsistencyEvaluator:
         values = self.sampler.intervention_values(dims, generator=self.generator).view(n, k)
         noise_var = prior.double().var(0, unbiased=False)
         resp_var = ref.double().var(0, unbiased=False)
-        causes_ref = None
         if self.xblock is not None:
-            causes_ref = self._causes(prior).double().view(t, n, -1)
-            cause_var = causes_ref.var(0, unbiased=False).sum(-1)
+            cause_var = self._causes(prior).double().view(t, n, -1).var(0, unbiased=False).sum(-1)
 
         def power(x: Tensor) -> Tensor:  # squared for SPEC, absolute for the authors' variant
             return x.abs() if authors else x.square()

@@ -3,7 +3,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -33,6 +32,3 @@ class ImageDataset(Dataset[tuple[Tensor, Tensor]]):
     def subset(self, size: int) -> ImageDataset:
         """The first ``size`` examples."""
         return ImageDataset(self.images[:size], self.labels[:size])
-
-    def to_tensor(self) -> Tensor:
-        return self.images if self.images.dtype == torch.float32 else self.images.float()
