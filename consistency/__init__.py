@@ -16,17 +16,13 @@ from .errors import (
     NonFiniteError,
     ShapeError,
 )
-from .evaluator import (
-    ConsistencyEvaluator,
-    ConsistencyReport,
-    SelfConsistencyTable,
-    evaluation_mode,
-)
+from .evaluator import ConsistencyEvaluator, ConsistencyReport, SelfConsistencyTable
 from .intervention import intervene
 from .losses import EquivarianceLoss, InvarianceLoss
+from .modes import evaluation_mode, frozen_batchnorm
 from .response import Interventions, draw_interventions, response
 from .sampler import SAMPLING_MODES, AggregatePosterior, SamplingMode
-from .xblock import XBlock
+from .xblock import GateMovement, XBlock
 
 __all__ = [
     "SAMPLING_MODES",
@@ -38,6 +34,7 @@ __all__ = [
     "EmptySamplerError",
     "EncoderOutputError",
     "EquivarianceLoss",
+    "GateMovement",
     "Interventions",
     "InvarianceLoss",
     "NonFiniteError",
@@ -48,6 +45,7 @@ __all__ = [
     "__version__",
     "draw_interventions",
     "evaluation_mode",
+    "frozen_batchnorm",
     "functional",
     "intervene",
     "posterior_mean",

@@ -6,7 +6,7 @@ import contextlib
 import json
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +25,7 @@ from .functional import (
     self_consistency_authors,
 )
 from .intervention import intervene
+from .modes import evaluation_mode
 from .response import Decoder, Encoder, response
 from .sampler import AggregatePosterior, _check_mode
 from .xblock import XBlock
@@ -186,20 +187,6 @@ def _modules(*objs: object) -> list[nn.Module]:
         if isinstance(mod, nn.Module):
             found.append(mod)
     return found
-
-
-@contextlib.contextmanager
-def evaluation_mode(*modules: nn.Module) -> Iterator[None]:
-    """Put ``modules`` (and all their children) in eval mode under ``no_grad``; restore each flag after."""
-    flags = [(m, m.training) for root in modules for m in root.modules()]
-    try:
-        for m, _ in flags:
-            m.training = False
-        with torch.no_grad():
-            yield
-    finally:
-        for m, was in flags:
-            m.training = was
 
 
 def _progress(total: int, enabled: bool, desc: str) -> Any:

@@ -19,6 +19,7 @@ __all__ = [
     "score_from_errors",
     "self_consistency",
     "self_consistency_authors",
+    "unit_variance",
 ]
 
 
@@ -27,46 +28,88 @@ def off_target_mask(dims: Tensor, n: int) -> Tensor:
     return torch.arange(n, device=dims.device) != dims[:, None]
 
 
-def invariance_penalty(reference: Tensor, intervened: Tensor, dims: Tensor) -> Tensor:
+def _wide(x: Tensor) -> Tensor:
+    """``x`` in float32 at least (half / bfloat16 are widened, float64 stays)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+def _per_dim_scale(variance: Tensor) -> Tensor:
+    """Variances made safe to divide by: floored at 1e-6 of their mean (no data-dependent branch)."""
+    v = _wide(variance.detach())
+    return torch.maximum(v, 1e-6 * v.mean() + torch.finfo(v.dtype).tiny)
+
+
+def invariance_penalty(
+    reference: Tensor, intervened: Tensor, dims: Tensor, scale: Tensor | None = None
+) -> Tensor:
     r"""Invariance penalty of Algorithm 1, averaged over rows.
 
-    .. math:: L_{INV} = \frac{1}{R}\sum_k \frac{1}{n}\sum_{i \ne m_k} \big(R(\tilde N^k)_i - R(N^k)_i\big)^2
+    .. math:: L_{INV} = \frac{1}{R}\sum_k \frac{1}{n}\sum_{i \ne m_k} \frac{\big(R(\tilde N^k)_i - R(N^k)_i\big)^2}{s_i}
 
     Args:
         reference: ``(R, n)`` responses to the prior samples, :math:`R(N^k)`.
         intervened: ``(R, n)`` responses to the intervened samples, :math:`R(\tilde N^k)`.
         dims: ``(R,)`` intervened dimension of each row.
+        scale: ``(n,)`` per-dimension divisors :math:`s_i` (e.g. the response variances
+            :math:`\sigma_i'^2`, which puts the loss in the units of the invariance score; no
+            gradient flows into them; floored at 1e-6 of their mean). ``None``: :math:`s_i = 1`,
+            raw latent units.
 
     Returns:
-        Scalar (float32 or wider).
+        Scalar in float32, or float64 for float64 inputs.
 
     Example:
         >>> import torch
         >>> invariance_penalty(torch.zeros(1, 2), torch.tensor([[5.0, 2.0]]), torch.tensor([0]))
         tensor(2.)
     """
-    diff = (intervened.float() - reference.float()).square()
+    diff = (_wide(intervened) - _wide(reference)).square()
+    if scale is not None:
+        diff = diff / _per_dim_scale(scale)
     diff = diff * off_target_mask(dims, reference.shape[1])
     return diff.sum(dim=1).mean() / reference.shape[1]
 
 
-def equivariance_penalty(causes: Tensor, causes_back: Tensor, n: int) -> Tensor:
+def equivariance_penalty(
+    causes: Tensor, causes_back: Tensor, n: int, scale: Tensor | None = None
+) -> Tensor:
     r"""Equivariance penalty of Algorithm 2, unit-wise squared norms averaged over units and rows.
 
-    .. math:: L_{EQV} = \frac{1}{R}\sum_k \frac{1}{n}\sum_{i=1}^n \big\|S(\tilde N^k)_i - S(\check N'^k)_i\big\|^2
+    .. math:: L_{EQV} = \frac{1}{R}\sum_k \frac{1}{n}\sum_{i=1}^n \frac{\big\|S(\tilde N^k)_i - S(\check N'^k)_i\big\|^2}{s_i}
 
     Args:
         causes: ``(R, n * u)`` :math:`S(\tilde N)` (or ``(R, n)`` noise when there is no XBlock).
         causes_back: ``(R, n * u)`` :math:`S(\check N')`, the response intervened again.
         n: number of units (the width is ``n * u``).
+        scale: ``(n,)`` per-unit divisors :math:`s_i` (e.g. the summed variance of cause unit
+            ``i``, :math:`(\sigma^Z_i)^2`, the equivariance score's units; no gradient; floored at
+            1e-6 of their mean). ``None``: raw units.
 
     Example:
         >>> import torch
         >>> equivariance_penalty(torch.zeros(1, 4), torch.ones(1, 4), n=2)
         tensor(2.)
     """
-    diff = (causes_back.float() - causes.float()).square()
-    return diff.sum(dim=1).mean() / n
+    diff = (_wide(causes_back) - _wide(causes)).square()
+    if scale is None:
+        return diff.sum(dim=1).mean() / n
+    per_unit = diff.view(diff.shape[0], n, -1).sum(dim=2) / _per_dim_scale(scale)
+    return per_unit.sum(dim=1).mean() / n
+
+
+def unit_variance(values: Tensor, n: int) -> Tensor:
+    r"""Variance over rows of each unit, summed over the unit's dims: ``(R, n * u) -> (n,)``.
+
+    For ``u = 1`` this is the per-coordinate (biased) variance; it is the :math:`(\sigma^Z_i)^2` of
+    the equivariance score and the natural ``scale`` of the penalties above.
+
+    Example:
+        >>> import torch
+        >>> unit_variance(torch.tensor([[0.0, 1.0], [2.0, 1.0]]), n=2)
+        tensor([1., 0.])
+    """
+    v = _wide(values.detach())
+    return v.var(dim=0, unbiased=False).view(n, -1).sum(dim=1)
 
 
 def _safe_ratio(num: Tensor, den: Tensor) -> Tensor:

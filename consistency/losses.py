@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from ._checks import check_latents, check_positive_int
 from .encoding import posterior_mean
 from .errors import ShapeError
-from .functional import equivariance_penalty, invariance_penalty
+from .functional import equivariance_penalty, invariance_penalty, unit_variance
 from .intervention import intervene
 from .response import Decoder, Encoder, Interventions, draw_interventions, response
 from .sampler import AggregatePosterior, _check_mode
@@ -19,6 +19,8 @@ from .xblock import XBlock
 __all__ = ["EquivarianceLoss", "InvarianceLoss"]
 
 Dims = Literal["random", "all"]
+ValuesFrom = Literal["sampler", "batch"]
+Normalise = Literal["prior", "response"]
 
 
 class _ConsistencyLoss(nn.Module):
@@ -41,12 +43,18 @@ class _ConsistencyLoss(nn.Module):
         n_samples: int | None = None,
         stop_reference: bool = False,
         weight: float = 1.0,
+        normalise: Normalise | None = "prior",
+        values_from: ValuesFrom = "batch",
         max_batch: int | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
+        if normalise not in ("prior", "response", None):
+            raise ValueError(f'normalise must be "prior", "response" or None; got {normalise!r}')
         if dims not in ("random", "all"):
             raise ValueError(f'dims must be "random" or "all"; got {dims!r}')
+        if values_from not in ("sampler", "batch"):
+            raise ValueError(f'values_from must be "sampler" or "batch"; got {values_from!r}')
         if sampler is not None and not isinstance(sampler, AggregatePosterior):
             raise TypeError(
                 f"sampler must be an AggregatePosterior or None; got {type(sampler).__name__}"
@@ -58,6 +66,8 @@ class _ConsistencyLoss(nn.Module):
         self.n_samples = None if n_samples is None else check_positive_int(n_samples, "n_samples")
         self.stop_reference = bool(stop_reference)
         self.weight = float(weight)
+        self.normalise: Normalise | None = normalise
+        self.values_from: ValuesFrom = values_from
         self.max_batch = None if max_batch is None else check_positive_int(max_batch, "max_batch")
         self.generator = generator
 
@@ -76,7 +86,8 @@ class _ConsistencyLoss(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"dims={self.dims!r}, n_interventions={self.n_interventions}, prior={self.prior!r}, "
-            f"stop_reference={self.stop_reference}, weight={self.weight}"
+            f"stop_reference={self.stop_reference}, weight={self.weight}, "
+            f"normalise={self.normalise!r}, values_from={self.values_from!r}"
         )
 
     def _response(self, noise: Tensor) -> Tensor:
@@ -87,9 +98,8 @@ class _ConsistencyLoss(nn.Module):
         sampler = self.sampler
         if latents is not None:
             latents = check_latents(latents, "latents", None if sampler is None else sampler.dim)
-            source: AggregatePosterior | Tensor = (
-                sampler if sampler is not None and len(sampler) else latents.detach()
-            )
+            use_sampler = self.values_from == "sampler" and sampler is not None and len(sampler)
+            source: AggregatePosterior | Tensor = sampler if use_sampler else latents.detach()
             return latents.detach(), source
         if sampler is None:
             raise ValueError(
@@ -135,6 +145,12 @@ class _ConsistencyLoss(nn.Module):
                 raise ShapeError(
                     f"responses must have the latents' shape {tuple(prior.shape)}; got {tuple(responses.shape)}"
                 )
+        if self.normalise is not None and prior.shape[0] < 2:
+            raise ValueError(
+                f"normalise={self.normalise!r} divides by variances over the prior samples, which "
+                f"needs at least 2 of them; got {prior.shape[0]} (pass more latents, or "
+                "normalise=None)"
+            )
         if latents is not None and self.n_samples is not None and self.n_samples < prior.shape[0]:
             # an unbiased subset of the batch as prior samples: cheaper, same expectation
             device = self.generator.device if self.generator is not None else prior.device
@@ -162,9 +178,8 @@ class InvarianceLoss(_ConsistencyLoss):
     Args:
         encoder: images -> posterior (tensor, ``(mean, logvar)``, distribution, ...).
         decoder: noise ``(B, n)`` -> images; the whole generative map (XBlock included).
-        sampler: the aggregate posterior; intervention values are drawn from it (from the
-            batch's own latents when it is ``None`` or empty), prior samples too when no latents
-            are passed.
+        sampler: the aggregate posterior: prior samples are drawn from it when no latents are
+            passed (intervention values too, then); see ``values_from`` otherwise.
         dims: ``"random"`` (one dimension per sample, an unbiased estimate) or ``"all"``
             (every dimension for every sample: Algorithm 1 exactly).
         n_interventions: values per (sample, dimension).
@@ -174,6 +189,17 @@ class InvarianceLoss(_ConsistencyLoss):
             batch is used (an unbiased, cheaper estimate; default: every row).
         stop_reference: treat :math:`R(N)` as a fixed target (no gradient), as the authors did.
         weight: multiplies the loss (the paper's :math:`\lambda = 4`).
+        normalise: divide each coordinate's squared change by a variance over the prior samples
+            (detached): ``"prior"`` (default): the prior's own, :math:`\sigma_i^2`;
+            ``"response"``: the response's, :math:`\sigma_i'^2` (the score's denominator). Either
+            makes the loss unchanged by rescaling the latent space, so a model cannot lower it by
+            shrinking its latents. ``"response"`` is unstable in training: a response coordinate
+            that shrinks gets a larger weight, which shrinks it further (docs/method.md).
+            ``None``: raw latent units, as Algorithm 1 is written.
+        values_from: with ``latents`` given, where intervention values :math:`v \sim Q(N_m)`
+            come from: ``"batch"`` (default): the batch's own means, the current encoder's
+            aggregate posterior; ``"sampler"``: the sampler's bank (a ring buffer that, during
+            training, holds means from earlier steps; the batch is used while it is empty).
         max_batch: largest batch sent through the networks at once.
         generator: random generator for dimensions and values.
 
@@ -196,7 +222,13 @@ class InvarianceLoss(_ConsistencyLoss):
         elif self.stop_reference:
             responses = responses.detach()
         intervened = self._response(iv.noise)
-        return invariance_penalty(responses[iv.source], intervened, iv.dims)
+        n = prior.shape[1]
+        scale = (
+            None
+            if self.normalise is None
+            else unit_variance(prior if self.normalise == "prior" else responses, n)
+        )
+        return invariance_penalty(responses[iv.source], intervened, iv.dims, scale)
 
 
 class EquivarianceLoss(_ConsistencyLoss):
@@ -215,6 +247,10 @@ class EquivarianceLoss(_ConsistencyLoss):
     Args:
         xblock: the model's XBlock ``S`` (the ``decoder`` still maps noise to images through it).
         stop_reference: treat :math:`S(\tilde N)` as a fixed target (no gradient).
+        normalise: divide each unit's squared distance by a variance of cause unit ``i``
+            (detached): ``"prior"`` (default): of :math:`S(N)` over the prior samples;
+            ``"response"``: of :math:`S(\tilde N)` over the intervened rows. Without an XBlock,
+            the causes are the noise.
         others: as :class:`InvarianceLoss`.
 
     Example:
@@ -239,6 +275,8 @@ class EquivarianceLoss(_ConsistencyLoss):
         n_samples: int | None = None,
         stop_reference: bool = False,
         weight: float = 1.0,
+        normalise: Normalise | None = "prior",
+        values_from: ValuesFrom = "batch",
         max_batch: int | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
@@ -252,6 +290,8 @@ class EquivarianceLoss(_ConsistencyLoss):
             n_samples=n_samples,
             stop_reference=stop_reference,
             weight=weight,
+            normalise=normalise,
+            values_from=values_from,
             max_batch=max_batch,
             generator=generator,
         )
@@ -281,4 +321,13 @@ class EquivarianceLoss(_ConsistencyLoss):
                 target = xblock(iv.noise, gates=gates)
             moved = xblock(back, gates=gates)
         n = prior.shape[1]
-        return equivariance_penalty(target, moved, n)
+        scale = None
+        if self.normalise == "response":
+            scale = unit_variance(target, n)
+        elif self.normalise == "prior":
+            if xblock is None:
+                scale = unit_variance(prior, n)
+            else:
+                with torch.no_grad():
+                    scale = unit_variance(xblock(prior), n)
+        return equivariance_penalty(target, moved, n, scale)

@@ -1,7 +1,8 @@
 """A small, readable training loop for the paper's models (optional layer, not a framework).
 
-Adam, lr 1e-4 halved every 30 epochs, batch 128, seeds for torch / numpy / random; optional
-XBlock temperature annealing and linear λ warm-up (the authors' schedules); bf16 autocast and
+Adam, lr 1e-4 halved every 30 epochs, batch 128, seeds for torch / numpy / random; an XBlock
+temperature schedule (constant, annealed over the run, or the authors') and linear λ warm-up;
+bf16 autocast and
 ``torch.compile`` as flags; checkpoints every N steps and on Ctrl-C, with bit-for-bit resume
 (model, optimiser, scheduler, sampler, RNG states; the data order is a function of the seed and
 the step); evaluation with :class:`~consistency.ConsistencyEvaluator` at the end.
@@ -13,9 +14,10 @@ import json
 import math
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -36,15 +38,28 @@ __all__ = [
     "resolve_device",
     "set_seed",
     "summary",
+    "tau_at",
     "train",
 ]
+
+TauSchedule = Literal["constant", "anneal", "authors"]
+TAU_SCHEDULES: tuple[str, ...] = ("constant", "anneal", "authors")
 
 CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass
 class TrainConfig:
-    """Settings of :func:`train` (defaults: the paper's, except ``steps``)."""
+    """Settings of :func:`train` (defaults: the paper's, except ``steps`` and the τ schedule).
+
+    ``tau_schedule`` sets the XBlock's gate temperature at every step (:func:`tau_at`):
+    ``"constant"`` leaves the XBlock's own τ; ``"anneal"`` decays it geometrically from
+    ``tau_start`` to ``tau_end`` over the whole run, so the schedule has the same shape for a
+    short and a long run and its floor keeps gradients flowing into the gate logits;
+    ``"authors"`` is the authors' ``max(exp(-0.01 step), 0.01)``, which reaches its floor at
+    step ~460 whatever the run length and then leaves about 5 % of gate draws with a gradient.
+    ``anneal_tau=True`` is a deprecated spelling of ``tau_schedule="authors"``.
+    """
 
     steps: int = 100_000
     batch_size: int = 128
@@ -54,6 +69,9 @@ class TrainConfig:
     device: str | None = None
     amp: bool = False
     compile: bool = False
+    tau_schedule: TauSchedule = "constant"
+    tau_start: float = 1.0
+    tau_end: float = 0.2
     anneal_tau: bool = False
     warmup_steps: int = 0
     checkpoint_every: int = 1000
@@ -63,6 +81,24 @@ class TrainConfig:
     eval_data: int = 10_000
     progress: bool = True
     figures: bool = True
+
+    def __post_init__(self) -> None:
+        if self.anneal_tau:
+            warnings.warn(
+                'TrainConfig(anneal_tau=True) is deprecated; use tau_schedule="authors"',
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            self.tau_schedule = "authors"
+            self.anneal_tau = False
+        if self.tau_schedule not in TAU_SCHEDULES:
+            raise ValueError(
+                f"tau_schedule must be one of {TAU_SCHEDULES}; got {self.tau_schedule!r}"
+            )
+        if not (self.tau_start > 0 and self.tau_end > 0):
+            raise ValueError(
+                f"tau_start and tau_end must be > 0; got {self.tau_start} and {self.tau_end}"
+            )
 
 
 @dataclass
@@ -161,9 +197,32 @@ def _save(
     tmp.replace(path)
 
 
-def _tau(step: int) -> float:
-    """The authors' XBlock temperature schedule ``max(exp(-0.01 step), 0.01)``."""
-    return max(math.exp(-0.01 * step), 0.01)
+def tau_at(
+    step: int,
+    steps: int,
+    schedule: TauSchedule | str = "anneal",
+    start: float = 1.0,
+    end: float = 0.2,
+) -> float | None:
+    r"""The XBlock gate temperature at ``step`` (0-based) of a ``steps``-step run.
+
+    * ``"anneal"``: :math:`\tau = \tau_0 (\tau_1/\tau_0)^{s/(S-1)}`, from ``start`` at the first
+      step to ``end`` at the last, whatever the run length;
+    * ``"authors"``: :math:`\max(e^{-0.01 s}, 0.01)` (floor reached at step ~460);
+    * ``"constant"``: ``None`` (leave the XBlock's τ as it is).
+
+    Example:
+        >>> tau_at(0, 100), tau_at(99, 100), round(tau_at(500, 1000, "authors"), 4)
+        (1.0, 0.2, 0.01)
+    """
+    if schedule == "constant":
+        return None
+    if schedule == "authors":
+        return max(math.exp(-0.01 * step), 0.01)
+    if schedule == "anneal":
+        frac = min(1.0, step / (steps - 1)) if steps > 1 else 1.0
+        return float(start * (end / start) ** frac)
+    raise ValueError(f"schedule must be one of {TAU_SCHEDULES}; got {schedule!r}")
 
 
 def train(
@@ -173,12 +232,15 @@ def train(
     *,
     test_set: Dataset[Any] | None = None,
     resume: bool = False,
+    evaluate: bool = True,
 ) -> TrainResult:
     """Train ``model`` on ``dataset`` (images or ``(image, label)`` items) as ``config`` says.
 
     Writes ``config.out/checkpoint.pt`` every ``checkpoint_every`` steps, at the end and on
-    Ctrl-C; ``resume=True`` continues from it bit-for-bit. At the end, evaluates on
-    ``test_set`` (or the training data) and writes ``report.json``, ``history.json`` and figures.
+    Ctrl-C; ``resume=True`` continues from it bit-for-bit. At the end, unless ``evaluate`` is
+    false, evaluates on ``test_set`` (or the training data) and writes ``report.json`` and
+    figures; ``history.json`` holds, per step, the loss terms, the learning rate, the
+    consistency weight and the XBlock's τ.
     """
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -229,12 +291,14 @@ def train(
             x = data[_batch_indices(step, data.shape[0], config.batch_size, config.seed)].to(
                 device, non_blocking=True
             )
-            if model.xblock is not None and config.anneal_tau:
-                model.xblock.tau = _tau(step)
+            tau = tau_at(step, config.steps, config.tau_schedule, config.tau_start, config.tau_end)
+            if model.xblock is not None and tau is not None:
+                model.xblock.tau = tau
             if model.consistency is not None and config.warmup_steps > 0:
                 model.consistency.weight = model.consistency_weight * min(
                     1.0, step / config.warmup_steps
                 )
+            lr = float(opt.param_groups[0]["lr"])
             with amp:
                 terms = model.loss(x)
             opt.zero_grad(set_to_none=True)
@@ -243,6 +307,11 @@ def train(
             sched.step()
             step += 1
             record = {"step": step, **{k: float(v.detach()) for k, v in terms._asdict().items()}}
+            record["lr"] = lr
+            if model.consistency is not None:
+                record["consistency_weight"] = model.consistency.weight
+            if model.xblock is not None:
+                record["tau"] = model.xblock.tau
             history.append(record)
             if bar is not None:
                 bar.update(1)
@@ -270,7 +339,8 @@ def train(
     (out / "history.json").write_text(
         json.dumps({"seconds": time.perf_counter() - t0, "history": history})
     )
-    evaluate_model(model, test_set if test_set is not None else dataset, config, result)
+    if evaluate:
+        evaluate_model(model, test_set if test_set is not None else dataset, config, result)
     return result
 
 
@@ -356,7 +426,20 @@ def add_arguments(parser: Any, *, preset: str, steps: int, out: str) -> None:
     parser.add_argument("--amp", action="store_true", help="bf16 autocast")
     parser.add_argument("--compile", action="store_true", help="torch.compile encoder and decoder")
     parser.add_argument(
-        "--anneal-tau", action="store_true", help="the authors' XBlock temperature schedule"
+        "--tau-schedule",
+        default="anneal",
+        choices=TAU_SCHEDULES,
+        help="XBlock gate temperature: geometric from --tau-start to --tau-end over the run "
+        "(anneal), the authors' exp(-0.01 step) floored at 0.01, or constant",
+    )
+    parser.add_argument("--tau-start", type=float, default=1.0)
+    parser.add_argument("--tau-end", type=float, default=0.2)
+    parser.add_argument(
+        "--anneal-tau",
+        action="store_const",
+        const="authors",
+        dest="tau_schedule",
+        help="same as --tau-schedule authors",
     )
     parser.add_argument(
         "--warmup-steps", type=int, default=0, help="linear λ warm-up (the authors: 10000)"
@@ -379,7 +462,9 @@ def config_from_args(args: Any) -> TrainConfig:
         device=args.device,
         amp=args.amp,
         compile=args.compile,
-        anneal_tau=args.anneal_tau,
+        tau_schedule=args.tau_schedule,
+        tau_start=args.tau_start,
+        tau_end=args.tau_end,
         warmup_steps=args.warmup_steps,
         checkpoint_every=args.checkpoint_every,
         out=args.out,

@@ -19,19 +19,35 @@ def respond_one(encoder: Fn, decoder: Fn, noise: Tensor) -> Tensor:
 
 
 def oracle_invariance_loss(
-    encoder: Fn, decoder: Fn, prior: Tensor, source: Tensor, dims: Tensor, values: Tensor
+    encoder: Fn,
+    decoder: Fn,
+    prior: Tensor,
+    source: Tensor,
+    dims: Tensor,
+    values: Tensor,
+    normalise: str | None = None,
 ) -> Tensor:
-    """Algorithm 1 row by row: mean_k 1/n sum_{i != m_k} (R(Ñ^k)_i - R(N^k)_i)^2."""
+    """Algorithm 1 row by row: mean_k 1/n sum_{i != m_k} (R(Ñ^k)_i - R(N^k)_i)^2 / s_i, with
+    s_i the (biased) variance over the prior rows of N_i (``normalise="prior"``) or of R(N)_i
+    (``"response"``), else 1."""
     n = prior.shape[1]
+    refs = [respond_one(encoder, decoder, prior[t]) for t in range(prior.shape[0])]
+    scale = [1.0] * n
+    if normalise is not None:
+        rows = [prior[t] for t in range(prior.shape[0])] if normalise == "prior" else refs
+        for i in range(n):
+            col = [float(r[i].detach()) for r in rows]
+            mu = sum(col) / len(col)
+            scale[i] = sum((c - mu) ** 2 for c in col) / len(col)
     total = prior.new_zeros(())
     for k in range(dims.shape[0]):
         base = prior[int(source[k])]
         moved = base.clone()
         moved[int(dims[k])] = values[k]
-        diff = respond_one(encoder, decoder, moved) - respond_one(encoder, decoder, base)
+        diff = respond_one(encoder, decoder, moved) - refs[int(source[k])]
         for i in range(n):
             if i != int(dims[k]):
-                total = total + diff[i] ** 2 / n
+                total = total + diff[i] ** 2 / scale[i] / n
     return total / dims.shape[0]
 
 
@@ -44,16 +60,37 @@ def oracle_equivariance_loss(
     dims: Tensor,
     values: Tensor,
     n_units: int,
+    normalise: str | None = None,
 ) -> Tensor:
-    """Algorithm 2 row by row: mean_k 1/n sum_i ||S(Ñ^k)_i - S(Ň'^k)_i||^2 with Ň' = I(R(Ñ))."""
-    total = prior.new_zeros(())
+    """Algorithm 2 row by row: mean_k 1/n sum_i ||S(Ñ^k)_i - S(Ň'^k)_i||^2 / s_i with
+    Ň' = I(R(Ñ)); s_i the summed per-dim (biased) variance of unit i of S(N) over the prior rows
+    (``normalise="prior"``) or of S(Ñ) over the intervened rows (``"response"``), else 1."""
+    pairs = []
     for k in range(dims.shape[0]):
         moved = prior[int(source[k])].clone()
         moved[int(dims[k])] = values[k]
         back = respond_one(encoder, decoder, moved).clone()
         back[int(dims[k])] = values[k]
-        a, b = causes(moved[None])[0].view(n_units, -1), causes(back[None])[0].view(n_units, -1)
-        total = total + ((a - b) ** 2).sum() / n_units
+        pairs.append(
+            (causes(moved[None])[0].view(n_units, -1), causes(back[None])[0].view(n_units, -1))
+        )
+    scale = [1.0] * n_units
+    if normalise is not None:
+        if normalise == "prior":
+            units = [causes(prior[t][None])[0].view(n_units, -1) for t in range(prior.shape[0])]
+        else:
+            units = [a for a, _ in pairs]
+        for i in range(n_units):
+            width = units[0].shape[1]
+            scale[i] = 0.0
+            for d in range(width):
+                col = [float(a[i, d].detach()) for a in units]
+                mu = sum(col) / len(col)
+                scale[i] += sum((c - mu) ** 2 for c in col) / len(col)
+    total = prior.new_zeros(())
+    for a, b in pairs:
+        for i in range(n_units):
+            total = total + ((a[i] - b[i]) ** 2).sum() / scale[i] / n_units
     return total / dims.shape[0]
 
 

@@ -322,3 +322,114 @@ def test_responses_accept_any_encoder_output() -> None:
         enc, lambda z: z, None, dims="all", generator=torch.Generator().manual_seed(0)
     )(latents, responses=(r, torch.zeros_like(r)))
     assert torch.equal(a, b)
+
+
+@given(
+    st.integers(2, 5),
+    st.lists(st.floats(0.05, 20.0), min_size=5, max_size=5),
+    st.sampled_from(["invariance", "equivariance"]),
+    st.sampled_from(["prior", "response"]),
+    st.integers(0, 999),
+)
+def test_normalised_losses_unchanged_by_rescaling_latents(
+    n: int, scales: list[float], which: str, normalise_mode: str, seed: int
+) -> None:
+    """E' = c·E, G' = G(·/c): the same model in rescaled coordinates has the same normalised loss
+    (raw-unit losses scale with c²)."""
+    torch.manual_seed(seed)
+    model = TinyAE(n=n).double()
+    c = torch.tensor(scales[:n], dtype=torch.float64)
+    x = torch.randn(12, 8, dtype=torch.float64)
+
+    def enc2(x: torch.Tensor) -> torch.Tensor:
+        return model.encoder(x) * c
+
+    def gen2(z: torch.Tensor) -> torch.Tensor:
+        return model.generate(z / c)
+
+    cls = InvarianceLoss if which == "invariance" else EquivarianceLoss
+    values = []
+    for enc, gen in ((model.encoder, model.generate), (enc2, gen2)):
+        for normalise in (normalise_mode, None):
+            loss = cls(
+                enc,
+                gen,
+                None,
+                dims="all",
+                normalise=normalise,
+                generator=torch.Generator().manual_seed(seed),
+            )
+            with torch.no_grad():
+                values.append(float(loss(enc(x))))
+    plain_norm, plain_raw, scaled_norm, scaled_raw = values
+    assert scaled_norm == pytest.approx(plain_norm, rel=1e-6, abs=1e-12)
+    if float(c.min()) > 2.0 and plain_raw > 1e-9:  # raw units grow with the scale
+        assert scaled_raw > 3.0 * plain_raw
+
+
+def test_normalised_invariance_closed_form_for_linear_response() -> None:
+    """R(N) = M N, one intervention of size d on dimension 0: coordinate i moves by M[i, 0]·d,
+    so the normalised penalty is (1/n) Σ_{i≠0} (M[i,0] d)² / Var(R_i) (squared, not absolute)."""
+    m = torch.tensor([[1.0, 0.0, 0.0], [0.5, 1.0, 0.0], [-2.0, 0.3, 1.0]], dtype=torch.float64)
+    prior = torch.tensor(
+        [[0.0, 1.0, -1.0], [1.0, -1.0, 2.0], [2.0, 0.5, 0.0], [-1.0, 0.0, 1.0]],
+        dtype=torch.float64,
+    )
+    from consistency import functional as F
+
+    responses = prior @ m.T
+    var = responses.var(0, unbiased=False)
+    for v in (0.0, 3.0):
+        moved = prior.clone()
+        moved[:, 0] = v
+        delta = (moved - prior) @ m.T
+        expected = ((delta[:, 1:] ** 2) / var[1:]).sum(1).mean() / 3
+        got = F.invariance_penalty(responses, moved @ m.T, torch.zeros(4, dtype=torch.long), var)
+        assert torch.allclose(got, expected)
+        by_hand = sum(
+            float((m[i, 0] * (v - prior[k, 0])) ** 2 / var[i]) for k in range(4) for i in (1, 2)
+        ) / (3 * 4)
+        assert float(got) == pytest.approx(by_hand, rel=1e-12)
+
+
+def test_intervention_values_from_batch_or_sampler() -> None:
+    seen: list[torch.Tensor] = []
+
+    def gen(z: torch.Tensor) -> torch.Tensor:
+        seen.append(z.detach().clone())
+        return z
+
+    latents = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    bank = AggregatePosterior(2)
+    bank.update(torch.full((10, 2), -7.0))  # a stale bank: every value in it is -7
+    for values_from, allowed in (("batch", {1.0, 2.0, 3.0, 4.0, 5.0, 6.0}), ("sampler", {-7.0})):
+        seen.clear()
+        loss = InvarianceLoss(
+            lambda x: x,
+            gen,
+            bank,
+            dims="all",
+            n_interventions=3,
+            values_from=values_from,  # type: ignore[arg-type]
+            generator=torch.Generator().manual_seed(0),
+        )
+        loss(latents, responses=latents)
+        (intervened,) = seen
+        rows = intervened.view(3, 2, 3, 2)  # (sample, dim, value, coordinate)
+        for m in range(2):
+            vals = set(rows[:, m, :, m].flatten().tolist())
+            assert vals <= allowed and len(vals) >= 1
+            column = {latents[k, m].item() for k in range(3)} if values_from == "batch" else {-7.0}
+            assert vals <= column  # dimension m's values come from column m
+    with pytest.raises(ValueError, match='values_from must be "sampler" or "batch"'):
+        InvarianceLoss(lambda x: x, gen, bank, values_from="bank")  # type: ignore[arg-type]
+
+
+def test_normalise_needs_two_prior_samples() -> None:
+    loss = InvarianceLoss(lambda x: x, lambda z: z, None)
+    with pytest.raises(ValueError, match="at least 2 of them; got 1"):
+        loss(torch.randn(1, 3))
+    raw = InvarianceLoss(lambda x: x, lambda z: z, None, normalise=None)
+    assert float(raw(torch.randn(1, 3))) == 0.0
+    with pytest.raises(ValueError, match='normalise must be "prior", "response" or None'):
+        InvarianceLoss(lambda x: x, lambda z: z, None, normalise=True)  # type: ignore[arg-type]

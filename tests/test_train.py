@@ -25,7 +25,7 @@ def config(out: Path, steps: int, **kw) -> TrainConfig:  # type: ignore[no-untyp
         eval_data=16,
         progress=False,
         figures=False,
-        anneal_tau=True,
+        tau_schedule="authors",
         warmup_steps=4,
         seed=13,
     )
@@ -201,3 +201,48 @@ def test_amp_training_runs(mnist_root, tmp_path) -> None:  # type: ignore[no-unt
     assert result.steps == 2 and all(
         torch.isfinite(torch.tensor(h["total"])) for h in result.history
     )
+
+
+def test_tau_schedules_follow_their_formulas() -> None:
+    import math
+
+    from consistency.train import tau_at
+
+    steps = 50
+    anneal = [tau_at(s, steps, "anneal", 1.0, 0.2) for s in range(steps)]
+    assert anneal[0] == pytest.approx(1.0) and anneal[-1] == pytest.approx(0.2)
+    for s, tau in enumerate(anneal):
+        assert tau == pytest.approx(0.2 ** (s / (steps - 1)))
+    assert tau_at(700, 1000, "authors") == 0.01
+    assert tau_at(30, 1000, "authors") == pytest.approx(math.exp(-0.3))
+    assert tau_at(3, 10, "constant") is None
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        tau_at(0, 10, "cosine")
+
+
+def test_history_records_schedules_per_step(mnist_root, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from consistency.train import tau_at
+
+    data = mnist(mnist_root, "train", download=False)
+    cfg = config(
+        tmp_path / "h", 6, tau_schedule="anneal", tau_start=0.9, tau_end=0.3, warmup_steps=4
+    )
+    result = train(build_model("AE", "S", "XC-I"), data, cfg, evaluate=False)
+    assert [h["tau"] for h in result.history] == pytest.approx(
+        [tau_at(s, 6, "anneal", 0.9, 0.3) for s in range(6)]
+    )
+    assert [h["consistency_weight"] for h in result.history] == pytest.approx(
+        [4.0 * min(1.0, s / 4) for s in range(6)]
+    )
+    assert all(h["lr"] == pytest.approx(1e-4) for h in result.history)
+    assert not (tmp_path / "h" / "report.json").exists()  # evaluate=False
+
+
+def test_deprecated_anneal_tau_and_bad_schedule() -> None:
+    with pytest.warns(DeprecationWarning, match="anneal_tau=True is deprecated"):
+        cfg = TrainConfig(anneal_tau=True)
+    assert cfg.tau_schedule == "authors"
+    with pytest.raises(ValueError, match="tau_schedule must be one of"):
+        TrainConfig(tau_schedule="cosine")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="tau_start and tau_end must be > 0"):
+        TrainConfig(tau_end=0.0)

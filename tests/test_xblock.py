@@ -150,3 +150,77 @@ def test_compile_matches_eager() -> None:
     noise = torch.randn(8, 4)
     compiled = torch.compile(block, fullgraph=True, backend="eager")
     assert torch.allclose(compiled(noise), block(noise))
+
+
+def test_xavier_init_is_glorot_and_larger_than_pytorch_default() -> None:
+    torch.manual_seed(0)
+    block = XBlock(5, 2)
+    for unit in block.units:
+        for layer in unit:
+            if isinstance(layer, nn.Linear):
+                fan_out, fan_in = layer.weight.shape
+                bound = (6.0 / (fan_in + fan_out)) ** 0.5
+                largest = float(layer.weight.detach().abs().max())
+                assert 0.5 * bound < largest <= bound
+                assert torch.equal(layer.bias, torch.zeros_like(layer.bias))
+
+    def cause_to_noise_std(init: str) -> float:
+        ratios = []
+        for seed in range(10):
+            torch.manual_seed(seed)
+            b = XBlock(6, init=init).eval()  # type: ignore[arg-type]
+            noise = torch.randn(1000, 6)
+            with torch.no_grad():
+                ratios.append(b(noise).std(0) / noise.std(0))
+        return float(torch.cat(ratios).median())
+
+    assert cause_to_noise_std("xavier") > 3 * cause_to_noise_std("pytorch")
+    with pytest.raises(ValueError, match='init must be "xavier" or "pytorch"'):
+        XBlock(3, init="orthogonal")  # type: ignore[arg-type]
+
+
+def test_gate_movement_counts_shift_and_flips() -> None:
+    block = XBlock(4)  # logits start at 0: every gate undecided, decision "no edge"
+    assert block.gate_movement() == (0.0, 0.0, 0, 6)
+    with torch.no_grad():
+        block.gate_logits.copy_(torch.tensor([1.0, -0.5, 0.0, 2.0, 0.0, -1.0]))
+    moved = block.gate_movement()
+    assert moved.mean_shift == pytest.approx(4.5 / 6)
+    assert moved.max_shift == pytest.approx(2.0)
+    assert moved.flipped == 2  # the two logits that became positive now read as edges
+    torch.manual_seed(3)
+    random_start = XBlock(4, logit_init_std=1.0)
+    start = random_start.initial_gate_logits.clone()
+    with torch.no_grad():
+        random_start.gate_logits.neg_()  # every decision reversed
+    moved = random_start.gate_movement()
+    assert moved.flipped == 6
+    assert moved.mean_shift == pytest.approx(float((2 * start).abs().mean()), rel=1e-6)
+    assert XBlock(1).gate_movement() == (0.0, 0.0, 0, 0)
+
+
+def test_initial_logits_survive_state_dict_and_old_checkpoints_say_unknown() -> None:
+    torch.manual_seed(0)
+    block = XBlock(3, logit_init_std=1.0)
+    with torch.no_grad():
+        block.gate_logits.add_(0.25)
+    clone = XBlock(3)
+    clone.load_state_dict(block.state_dict())
+    assert clone.gate_movement().mean_shift == pytest.approx(0.25, rel=1e-5)
+    old = {k: v for k, v in block.state_dict().items() if k != "initial_gate_logits"}
+    legacy = XBlock(3)
+    legacy.load_state_dict(old)
+    moved = legacy.gate_movement()
+    assert moved.flipped == -1 and moved.mean_shift != moved.mean_shift  # NaN: unknown
+
+
+def test_gate_penalty_is_mean_open_probability_and_differentiable() -> None:
+    block = XBlock(3)
+    with torch.no_grad():
+        block.gate_logits.copy_(torch.tensor([0.0, 2.0, -2.0]))
+    penalty = block.gate_penalty()
+    expected = torch.sigmoid(torch.tensor([0.0, 2.0, -2.0])).mean()
+    assert torch.allclose(penalty, expected)
+    penalty.backward()
+    assert block.gate_logits.grad is not None and bool((block.gate_logits.grad > 0).all())
+    assert float(XBlock(1).gate_penalty()) == 0.0

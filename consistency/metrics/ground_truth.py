@@ -23,9 +23,12 @@ __all__ = [
     "DataInvariance",
     "GraphComparison",
     "Matching",
+    "RandomGraphBaseline",
     "compare_graphs",
     "data_invariance",
     "match_latents",
+    "random_dag_shd",
+    "structural_hamming_distance",
 ]
 
 
@@ -154,11 +157,7 @@ def compare_graphs(
             if a != b and la >= 0 and lb >= 0:
                 mapped[a, b] = edges[la, lb]
     t = (true.detach().cpu() > 0.5).float()
-    shd = 0
-    for a in range(fcount):
-        for b in range(a + 1, fcount):
-            if (int(t[a, b]), int(t[b, a])) != (int(mapped[a, b]), int(mapped[b, a])):
-                shd += 1
+    shd = int(structural_hamming_distance(mapped, t))
     tp = float((mapped * t).sum())
     predicted, actual = float(mapped.sum()), float(t.sum())
     return GraphComparison(
@@ -168,6 +167,82 @@ def compare_graphs(
         recall=tp / actual if actual else float("nan"),
         confidence=confidence,
     )
+
+
+def structural_hamming_distance(graphs: Tensor, true: Tensor) -> Tensor:
+    """SHD between 0/1 adjacency matrices ``(..., F, F)`` and ``true`` ``(F, F)``: the number of
+    unordered pairs ``{a, b}`` whose edge state differs (missing, extra, or reversed: a reversal
+    counts once). Returns a long tensor of the batch shape.
+
+    Example:
+        >>> import torch
+        >>> true = torch.tensor([[0.0, 1, 0], [0, 0, 1], [0, 0, 0]])
+        >>> int(structural_hamming_distance(true.T, true))  # both edges reversed
+        2
+    """
+    g = graphs > 0.5
+    t = (true > 0.5).to(g.device)
+    differs = (g != t) | (g.transpose(-1, -2) != t.T)
+    upper = torch.ones_like(t).triu(1)
+    return (differs & upper).sum(dim=(-1, -2))
+
+
+@dataclass
+class RandomGraphBaseline:
+    """SHDs of random DAGs with a given number of edges against a true graph: what chance gives.
+
+    Attributes:
+        shd: ``(samples,)`` the SHD of each random DAG.
+        n_edges: edges per random DAG.
+        mean: mean SHD.
+    """
+
+    shd: Tensor
+    n_edges: int
+    mean: float
+
+    def share_at_most(self, value: float) -> float:
+        """Share of random DAGs whose SHD is ``<= value``: the chance that a random graph of the
+        same size does as well (small: better than chance)."""
+        return float((self.shd.double() <= value).double().mean())
+
+    def quantiles(self, q: tuple[float, ...] = (0.05, 0.5, 0.95)) -> list[float]:
+        """Quantiles of the random SHDs."""
+        return torch.quantile(self.shd.double(), torch.tensor(q, dtype=torch.float64)).tolist()
+
+
+def random_dag_shd(
+    true: Tensor,
+    n_edges: int,
+    *,
+    samples: int = 10_000,
+    generator: torch.Generator | None = None,
+) -> RandomGraphBaseline:
+    """SHD against ``true`` ``(F, F)`` of ``samples`` uniformly random DAGs with ``n_edges`` edges.
+
+    Each random DAG takes a uniformly random order of the ``F`` nodes and ``n_edges`` distinct
+    pairs, each directed along that order, so every DAG with ``n_edges`` edges can occur. Compare a
+    learned graph's SHD with this distribution (:meth:`RandomGraphBaseline.share_at_most`), not
+    with one draw.
+    """
+    f = true.shape[0]
+    possible = f * (f - 1) // 2
+    if not 0 <= n_edges <= possible:
+        raise ValueError(f"n_edges must lie in [0, {possible}] for {f} nodes; got {n_edges}")
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1; got {samples}")
+    rows, cols = torch.triu_indices(f, f, offset=1)
+    keys = torch.rand(samples, possible, generator=generator)
+    chosen = keys.argsort(dim=1)[:, :n_edges]  # n_edges distinct pairs per sample
+    upper = torch.zeros(samples, possible)
+    upper.scatter_(1, chosen, 1.0)
+    graphs = torch.zeros(samples, f, f)
+    graphs[:, rows, cols] = upper  # a DAG in the order 0..F-1
+    order = torch.rand(samples, f, generator=generator).argsort(dim=1)  # relabel: random order
+    index = order[:, :, None].expand(-1, -1, f)
+    graphs = graphs.gather(1, index).gather(2, order[:, None, :].expand(-1, f, -1))
+    shd = structural_hamming_distance(graphs, true.detach().cpu().float())
+    return RandomGraphBaseline(shd, int(n_edges), float(shd.double().mean()))
 
 
 @dataclass

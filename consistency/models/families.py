@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 import torch
@@ -9,16 +11,18 @@ from torch import Tensor, nn
 
 from ..encoding import posterior_mean
 from ..evaluator import ConsistencyEvaluator
-from ..losses import EquivarianceLoss, InvarianceLoss
+from ..losses import EquivarianceLoss, InvarianceLoss, Normalise, ValuesFrom
+from ..modes import NormStatistics, frozen_batchnorm
 from ..sampler import AggregatePosterior
 from ..xblock import XBlock
-from .skeleton import PRESETS, ConvDecoder, ConvEncoder, Preset
+from .skeleton import PRESETS, ConvDecoder, ConvEncoder, OutputBlock, Preset
 
 __all__ = [
     "FAMILIES",
     "VARIANTS",
     "LossTerms",
     "PaperModel",
+    "Recipe",
     "SAEDecoder",
     "build_model",
     "parameter_count",
@@ -28,6 +32,67 @@ Family = Literal["AE", "VAE", "SAE", "AVAE"]
 Variant = Literal["plain", "X", "XC-I", "XC-E"]
 FAMILIES: tuple[str, ...] = ("AE", "VAE", "SAE", "AVAE")
 VARIANTS: tuple[str, ...] = ("plain", "X", "XC-I", "XC-E")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a paper model is built and how its consistency term is computed.
+
+    The default is the recipe this library found to work (docs/method.md, "Deviations", with the
+    ablation that chose each item); :meth:`faithful` is the paper's architecture and the
+    authors' choices, which reproduces Table 4's parameter counts.
+
+    Attributes:
+        output_block: ``"conv"`` (conv -> sigmoid) or ``"paper"`` (conv -> Mish -> BatchNorm ->
+            sigmoid), see :class:`~consistency.models.ConvDecoder`.
+        encoder_out_activation: the encoder's head ends in Mish, as in the authors' code
+            (deterministic encoders only; a stochastic head is always linear).
+        xblock_init: ``"xavier"`` or ``"pytorch"`` initialisation of the XBlock's MLPs.
+        xblock_out_activation: Mish on every cause unit's output, as in the authors' code.
+        gate_init_std: gate logits start from ``N(0, std^2)`` (0: every gate at 0.5).
+        gate_sparsity: weight of :meth:`~consistency.XBlock.gate_penalty` in the loss (0: none).
+        normalise: the consistency loss divides by per-coordinate variances of the prior
+            (``"prior"``) or of the response (``"response"``), or not (``None``); see
+            :class:`~consistency.InvarianceLoss`.
+        stop_reference: the reference response :math:`R(N)` (invariance) or :math:`S(\tilde N)`
+            (equivariance) is a fixed target without gradient, as in the authors' code.
+        values_from: where intervention values come from in training (``"batch"``: the current
+            batch's means; ``"sampler"``: the ring buffer of earlier means).
+        norm_statistics: what the consistency passes do to BatchNorm layers
+            (:func:`~consistency.frozen_batchnorm`): ``"running"``, ``"batch"`` or ``"update"``
+            (the plain training-mode behaviour: generated images move the running statistics).
+    """
+
+    output_block: OutputBlock = "conv"
+    encoder_out_activation: bool = True
+    xblock_init: Literal["xavier", "pytorch"] = "xavier"
+    xblock_out_activation: bool = False
+    gate_init_std: float = 0.0
+    gate_sparsity: float = 0.0
+    normalise: Normalise | None = "prior"
+    stop_reference: bool = False
+    values_from: ValuesFrom = "batch"
+    norm_statistics: NormStatistics = "running"
+
+    @classmethod
+    def faithful(cls) -> Recipe:
+        """The paper's architecture and the authors' code's choices (Table 4 counts exact)."""
+        return cls(
+            output_block="paper",
+            encoder_out_activation=True,
+            xblock_init="xavier",
+            xblock_out_activation=True,
+            gate_init_std=1.0,
+            gate_sparsity=0.0,
+            normalise=None,
+            stop_reference=True,
+            values_from="sampler",
+            norm_statistics="update",
+        )
+
+    def replace(self, **changes: Any) -> Recipe:
+        """A copy with some fields changed (unknown names raise ``TypeError``)."""
+        return dataclasses.replace(self, **changes)
 
 
 class LossTerms(NamedTuple):
@@ -105,10 +170,17 @@ class PaperModel(nn.Module):
         rho: float = 0.975,
         sampler_capacity: int = 10_000,
         xblock_tau: float = 0.5,
-        paper_xblock: bool = True,
         learn_gates: bool = True,
+        recipe: Recipe | None = None,
+        faithful: bool = False,
     ) -> None:
         super().__init__()
+        if recipe is not None and faithful:
+            raise ValueError("pass either recipe= or faithful=True, not both")
+        recipe = Recipe.faithful() if faithful else (recipe if recipe is not None else Recipe())
+        if not isinstance(recipe, Recipe):
+            raise TypeError(f"recipe must be a Recipe; got {type(recipe).__name__}")
+        self.recipe = recipe
         if family not in FAMILIES:
             raise ValueError(f"family must be one of {FAMILIES}; got {family!r}")
         if variant not in VARIANTS:
@@ -125,7 +197,9 @@ class PaperModel(nn.Module):
             pools=preset.pools,
         )
         self.encoder = ConvEncoder(
-            2 * n if self.stochastic else n, out_activation=not self.stochastic, **kw
+            2 * n if self.stochastic else n,
+            out_activation=recipe.encoder_out_activation and not self.stochastic,
+            **kw,
         )
         has_x = variant != "plain"
         self.latent: nn.Module = (
@@ -133,26 +207,33 @@ class PaperModel(nn.Module):
                 n,
                 u,
                 tau=xblock_tau,
-                out_activation=nn.Mish() if paper_xblock else None,
-                logit_init_std=1.0 if paper_xblock else 0.0,
+                out_activation=nn.Mish() if recipe.xblock_out_activation else None,
+                logit_init_std=recipe.gate_init_std,
                 learn_gates=learn_gates,
+                init=recipe.xblock_init,
             )
             if has_x
             else nn.Identity()
         )
         width_u = u if has_x else 1
         self.decoder: ConvDecoder = (
-            SAEDecoder(n, width_u, **kw) if family == "SAE" else ConvDecoder(n * width_u, **kw)
+            SAEDecoder(n, width_u, output_block=recipe.output_block, **kw)
+            if family == "SAE"
+            else ConvDecoder(n * width_u, output_block=recipe.output_block, **kw)
         )
         self.sampler = AggregatePosterior(n, capacity=sampler_capacity)
         self.consistency: InvarianceLoss | EquivarianceLoss | None = None
+        loss_kw: dict[str, Any] = dict(
+            weight=consistency_weight,
+            normalise=recipe.normalise,
+            stop_reference=recipe.stop_reference,
+            values_from=recipe.values_from,
+        )
         if variant == "XC-I":
-            self.consistency = InvarianceLoss(
-                self.noise, self.decode, self.sampler, weight=consistency_weight
-            )
+            self.consistency = InvarianceLoss(self.noise, self.decode, self.sampler, **loss_kw)
         elif variant == "XC-E":
             self.consistency = EquivarianceLoss(
-                self.noise, self.decode, self.sampler, xblock=self.xblock, weight=consistency_weight
+                self.noise, self.decode, self.sampler, xblock=self.xblock, **loss_kw
             )
         self.consistency_weight = float(consistency_weight)
 
@@ -205,12 +286,19 @@ class PaperModel(nn.Module):
             regulariser = regulariser + self.beta * self._avae_term(z, mean, logvar)
         consistency = zero
         if self.consistency is not None:
-            if isinstance(self.consistency, InvarianceLoss) and not self.stochastic:
-                consistency = self.consistency(
-                    mean, responses=self.noise(x_hat)
-                )  # reuse the reconstruction
-            else:
-                consistency = self.consistency(mean)
+            # generated images and intervened latents must not move BatchNorm statistics
+            with frozen_batchnorm(
+                self.encoder, self.decoder, statistics=self.recipe.norm_statistics
+            ):
+                if isinstance(self.consistency, InvarianceLoss) and not self.stochastic:
+                    consistency = self.consistency(
+                        mean, responses=self.noise(x_hat)
+                    )  # reuse the reconstruction
+                else:
+                    consistency = self.consistency(mean)
+        xblock = self.xblock
+        if xblock is not None and self.recipe.gate_sparsity > 0:
+            regulariser = regulariser + self.recipe.gate_sparsity * xblock.gate_penalty()
         total = reconstruction + regulariser + consistency
         return LossTerms(total, reconstruction.detach(), regulariser.detach(), consistency.detach())
 
@@ -250,7 +338,8 @@ def build_model(family: str, preset: str, variant: str = "plain", **kw: Any) -> 
         preset: ``"S"``, ``"Standard"``, ``"S4"`` (MNIST 28×28×1) or ``"v32"``, ``"v324"`` (CelebA 128×128×3).
         variant: ``"plain"``, ``"X"`` (XBlock), ``"XC-I"`` / ``"XC-E"`` (X + invariance /
             equivariance training, ``consistency_weight=4`` by default).
-        kw: passed to :class:`PaperModel`.
+        kw: passed to :class:`PaperModel`: ``recipe=Recipe(...)`` to change how it is built and
+            trained, ``faithful=True`` for the paper's exact architecture (Table 4 counts).
     """
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {tuple(PRESETS)}; got {preset!r}")

@@ -90,3 +90,57 @@ def test_data_invariance_of_an_ideal_and_a_mixing_encoder() -> None:
         encoders[1], scene, match_latents(factors @ encoders[1].mix, factors), n_samples=200
     )
     assert mixed.mean_non_descendant < 0.9
+
+
+def test_shd_counts_missing_extra_and_reversed_once() -> None:
+    from consistency.metrics import structural_hamming_distance
+
+    true = CausalScene().graph
+    assert int(structural_hamming_distance(true, true)) == 0
+    assert int(structural_hamming_distance(true.T, true)) == 5  # every edge reversed
+    assert int(structural_hamming_distance(torch.zeros(5, 5), true)) == 5
+    extra = true.clone()
+    extra[0, 1] = 1.0
+    both = torch.stack([extra, true.T, torch.zeros(5, 5)])
+    assert structural_hamming_distance(both, true).tolist() == [1, 5, 5]
+
+
+def test_random_dag_baseline_is_acyclic_sized_and_exact_for_tiny_graphs() -> None:
+    from consistency.metrics import random_dag_shd
+
+    true = torch.tensor([[0.0, 1.0], [0.0, 0.0]])
+    base = random_dag_shd(true, 1, samples=4000, generator=torch.Generator().manual_seed(0))
+    # one edge between two nodes: right direction (SHD 0) or reversed (SHD 1), each half the time
+    assert set(base.shd.tolist()) == {0, 1}
+    assert base.mean == pytest.approx(0.5, abs=0.05)
+    assert base.share_at_most(0) == pytest.approx(0.5, abs=0.05)
+    empty = random_dag_shd(CausalScene().graph, 0, samples=10)
+    assert set(empty.shd.tolist()) == {5}
+    scene = random_dag_shd(CausalScene().graph, 5, samples=2000)
+    lo, mid, hi = scene.quantiles()
+    assert 0 < lo <= mid <= hi <= 10
+    with pytest.raises(ValueError, match=r"n_edges must lie in \[0, 10\]"):
+        random_dag_shd(CausalScene().graph, 11)
+
+
+def test_random_dags_have_the_asked_edges_and_no_cycles() -> None:
+    from consistency.metrics import ground_truth
+
+    captured = {}
+    original = ground_truth.structural_hamming_distance
+
+    def spy(graphs: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+        captured["graphs"] = graphs
+        return original(graphs, true)
+
+    ground_truth.structural_hamming_distance = spy  # type: ignore[assignment]
+    try:
+        ground_truth.random_dag_shd(torch.zeros(5, 5), 4, samples=200)
+    finally:
+        ground_truth.structural_hamming_distance = original  # type: ignore[assignment]
+    graphs = captured["graphs"]
+    assert torch.equal(graphs.sum(dim=(1, 2)), torch.full((200,), 4.0))
+    # acyclic: the 5th power of the adjacency of a DAG on 5 nodes is zero
+    power = torch.linalg.matrix_power(graphs, 5)
+    assert float(power.abs().max()) == 0.0
+    assert float((graphs * graphs.transpose(1, 2)).max()) == 0.0

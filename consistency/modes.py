@@ -1,0 +1,91 @@
+"""Context managers that switch how a user's modules behave for a while, and restore them after.
+
+Library code never leaves a user's module in another mode than it found it: each manager records
+every flag it touches and puts it back, also when the body raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+__all__ = ["NormStatistics", "evaluation_mode", "frozen_batchnorm"]
+
+NormStatistics = Literal["running", "batch", "update"]
+
+
+@contextlib.contextmanager
+def evaluation_mode(*modules: nn.Module) -> Iterator[None]:
+    """Put ``modules`` (and all their children) in eval mode under ``no_grad``; restore each flag after."""
+    flags = [(m, m.training) for root in modules for m in root.modules()]
+    try:
+        for m, _ in flags:
+            m.training = False
+        with torch.no_grad():
+            yield
+    finally:
+        for m, was in flags:
+            m.training = was
+
+
+@contextlib.contextmanager
+def frozen_batchnorm(*modules: nn.Module, statistics: NormStatistics = "running") -> Iterator[None]:
+    """Keep the BatchNorm layers inside ``modules`` from learning their running statistics from
+    what runs in the body (e.g. generated images in a consistency loss); restore them after.
+
+    Consistency training sends generated images (reconstructions, decoded interventions) through
+    the encoder and intervened latents through the decoder. In training mode every such call would
+    normalise with its own batch's statistics and move the running statistics towards them, so
+    the networks evaluated later would not be the ones the loss shaped.
+
+    Args:
+        modules: the modules to search for ``BatchNorm`` layers (any depth); others are untouched.
+        statistics: ``"running"`` (default): the layers run as in eval mode, normalising with
+            their running statistics, which stay as they are: the loss then shapes exactly the
+            function that evaluation measures. ``"batch"``: they normalise with the batch's own
+            statistics as in training but do not update the running ones. ``"update"``: nothing
+            changes (the plain training-mode behaviour).
+
+    Gradients flow through the layers' affine parameters in every setting.
+
+    Example:
+        >>> import torch
+        >>> net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4)).train()
+        >>> before = net[1].running_mean.clone()
+        >>> with frozen_batchnorm(net):
+        ...     _ = net(torch.randn(8, 3) + 5)
+        >>> torch.equal(net[1].running_mean, before), net[1].training
+        (True, True)
+    """
+    if statistics not in ("running", "batch", "update"):
+        raise ValueError(f'statistics must be "running", "batch" or "update"; got {statistics!r}')
+    norms = [m for root in modules for m in root.modules() if isinstance(m, _BatchNorm)]
+    if statistics == "update" or not norms:
+        yield
+        return
+    saved = [
+        (
+            m,
+            m.training,
+            m.momentum,
+            None if m.num_batches_tracked is None else m.num_batches_tracked.clone(),
+        )
+        for m in norms
+    ]
+    try:
+        for m in norms:
+            if statistics == "running":
+                m.training = False
+            elif m.training:
+                m.momentum = 0.0  # running <- (1 - 0) * running + 0 * batch: unchanged
+        yield
+    finally:
+        for m, training, momentum, tracked in saved:
+            m.training, m.momentum = training, momentum
+            if tracked is not None and m.num_batches_tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
