@@ -93,6 +93,20 @@ def load_data(dataset: str, train_size: int | None = None) -> tuple[torch.Tensor
     return _DATA[key]
 
 
+def add_budget_arguments(
+    parser: Any, *, steps: int, seeds: list[int], eval_data: int, eval_interventions: int
+) -> None:
+    """Training-budget and evaluation flags shared by the benchmarks."""
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seeds", type=int, nargs="+", default=seeds)
+    parser.add_argument("--jobs", type=int, default=2, help="runs side by side (one thread each)")
+    parser.add_argument("--eval-data", type=int, default=eval_data, help="test images")
+    parser.add_argument("--eval-samples", type=int, default=1000 if eval_data > 5000 else 500)
+    parser.add_argument("--eval-interventions", type=int, default=eval_interventions)
+
+
 def _finite(v: float | None) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 

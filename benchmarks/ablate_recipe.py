@@ -26,12 +26,32 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _runs import MODES, RunSpec, fmt_mean_std, get, progress_line, run_all
+from _runs import (
+    MODES,
+    RunSpec,
+    add_budget_arguments,
+    fmt_mean_std,
+    get,
+    progress_line,
+    run_all,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-# the recipe as it landed: faithful architecture, PyTorch init in the XBlock, authors' schedule
-LANDED: dict[str, Any] = {"recipe": {"faithful": True, "xblock_init": "pytorch"}, "tau": "authors"}
+# the recipe as it landed: the paper's architecture, the authors' gate init and τ schedule,
+# PyTorch's init in the XBlock, raw-unit loss with gradients through both responses, values
+# from the ring buffer, BatchNorm statistics moved by generated images
+LANDED: dict[str, Any] = {
+    "recipe": {
+        "faithful": True,
+        "xblock_init": "pytorch",
+        "stop_reference": False,
+        "normalise": None,
+        "values_from": "sampler",
+        "norm_statistics": "update",
+    },
+    "tau": "authors",
+}
 WORKING: dict[str, Any] = {"recipe": {}, "tau": "anneal"}
 
 # name -> (change applied to LANDED, change applied to WORKING to undo it, touches plain AE)
@@ -41,7 +61,17 @@ CHANGES: dict[str, tuple[dict[str, Any], dict[str, Any], bool]] = {
         {"output_block": "paper"},
         True,
     ),
+    "encoder head linear (no final Mish)": (
+        {"encoder_out_activation": False},
+        {"encoder_out_activation": True},
+        True,
+    ),
     "XBlock Xavier init": ({"xblock_init": "xavier"}, {"xblock_init": "pytorch"}, False),
+    "XBlock residual units (starts as identity)": (
+        {"xblock_residual": True},
+        {"xblock_residual": False},
+        False,
+    ),
     "gate logits start at 0": ({"gate_init_std": 0.0}, {"gate_init_std": 1.0}, False),
     "no Mish on XBlock output": (
         {"xblock_out_activation": False},
@@ -49,17 +79,31 @@ CHANGES: dict[str, tuple[dict[str, Any], dict[str, Any], bool]] = {
         False,
     ),
     "τ annealed over the run (1→0.2)": ({"tau": "anneal"}, {"tau": "authors"}, False),
-    "loss normalised by variances": ({"normalise": True}, {"normalise": False}, False),
+    "loss normalised by prior variances": ({"normalise": "prior"}, {"normalise": None}, False),
+    "R(N) a fixed target (stop-gradient)": (
+        {"stop_reference": True},
+        {"stop_reference": False},
+        False,
+    ),
     "intervention values from the batch": (
         {"values_from": "batch"},
         {"values_from": "sampler"},
         False,
     ),
-    "BatchNorm running stats frozen in consistency passes": (
-        {"norm_statistics": "running"},
+    "BatchNorm running stats not moved by consistency passes": (
+        {"norm_statistics": "batch"},
         {"norm_statistics": "update"},
         False,
     ),
+}
+
+
+# alternatives that were tried and rejected, each measured against the working recipe
+ALTERNATIVES: dict[str, dict[str, Any]] = {
+    "working, BatchNorm in eval mode (running stats) in consistency passes": {
+        "norm_statistics": "running"
+    },
+    "working, loss normalised by the response's variance": {"normalise": "response"},
 }
 
 
@@ -83,6 +127,8 @@ def configs(which: str) -> list[tuple[str, dict[str, Any], bool]]:
         rows += [(f"landed + {n}", apply(LANDED, a), ae) for n, (a, _, ae) in CHANGES.items()]
     if which in ("all", "drop"):
         rows += [(f"working − {n}", apply(WORKING, d), ae) for n, (_, d, ae) in CHANGES.items()]
+    if which in ("all", "alternatives"):
+        rows += [(n, apply(WORKING, c), False) for n, c in ALTERNATIVES.items()]
     return rows
 
 
@@ -90,15 +136,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--steps", type=int, default=600)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[11, 13, 17])
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--rows", default="all", choices=["all", "base", "add", "drop"])
-    parser.add_argument("--eval-data", type=int, default=2000)
-    parser.add_argument("--eval-samples", type=int, default=500)
-    parser.add_argument("--eval-interventions", type=int, default=5)
+    add_budget_arguments(
+        parser, steps=600, seeds=[11, 13, 17], eval_data=2000, eval_interventions=5
+    )
+    parser.add_argument(
+        "--rows", default="all", choices=["all", "base", "add", "drop", "alternatives"]
+    )
     parser.add_argument("--name", default="ablation", help="results file stem")
     args = parser.parse_args(argv)
 

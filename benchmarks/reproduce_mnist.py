@@ -28,7 +28,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _runs import MODES, RunSpec, fmt_mean_std, get, progress_line, run_all
+from _runs import (
+    MODES,
+    RunSpec,
+    add_budget_arguments,
+    fmt_mean_std,
+    get,
+    progress_line,
+    run_all,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 AE_MODELS = (("AE", "plain"), ("AE", "X"), ("AE", "XC-I"), ("AE", "XC-E"))
@@ -98,15 +106,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[11, 13, 17, 37, 121])
+    add_budget_arguments(
+        parser, steps=1500, seeds=[11, 13, 17, 37, 121], eval_data=10_000, eval_interventions=5
+    )
     parser.add_argument("--vae", action="store_true", help="also VAE, X-VAE and XC-I VAE")
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--eval-data", type=int, default=10_000)
-    parser.add_argument("--eval-samples", type=int, default=1000)
-    parser.add_argument("--eval-interventions", type=int, default=5)
+    parser.add_argument(
+        "--models", nargs="+", default=None, help="only these models (e.g. AE XCAE-I)"
+    )
     parser.add_argument("--name", default="mnist_reduced", help="results file stem")
     args = parser.parse_args(argv)
 
@@ -127,6 +133,8 @@ def main(argv: list[str] | None = None) -> None:
         for seed in args.seeds
         for family, variant in pairs
     ]
+    if args.models:
+        specs = [s for s in specs if s.model in args.models]
     rows = run_all(specs, RESULTS / f"{args.name}.jsonl", jobs=args.jobs, on_row=progress_line)
     command = "python benchmarks/reproduce_mnist.py " + " ".join(
         argv if argv is not None else sys.argv[1:]

@@ -15,7 +15,7 @@ __all__ = ["posterior_mean"]
 def posterior_mean(output: Any) -> Tensor:
     """The posterior mean carried by an encoder's output.
 
-    The library uses the mean of a stochastic encoder everywhere (SPEC.md, "Objects"). Accepted:
+    The library uses the mean of a stochastic encoder everywhere (docs/method.md, "Objects"). Accepted:
 
     * a tensor ``(B, n)``: a deterministic encoder, returned as is;
     * a ``torch.distributions.Distribution``: its ``.mean``;

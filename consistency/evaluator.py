@@ -28,7 +28,7 @@ from .intervention import intervene
 from .modes import evaluation_mode
 from .response import Decoder, Encoder, response
 from .sampler import AggregatePosterior, _check_mode
-from .xblock import XBlock
+from .xblock import GateMovement, XBlock
 
 __all__ = ["ConsistencyEvaluator", "ConsistencyReport", "SelfConsistencyTable"]
 
@@ -51,7 +51,7 @@ def _matrix_str(name: str, m: Tensor) -> list[str]:
 
 @dataclass
 class ConsistencyReport:
-    """Scores of one evaluation (SPEC.md, "Consistency scores").
+    """Scores of one evaluation (docs/method.md, "Consistency scores").
 
     Attributes:
         mode: prior sampling mode used.
@@ -65,6 +65,9 @@ class ConsistencyReport:
         adjacency: ``(n, n)`` XBlock gates (row parent, column child) or ``None``.
         edge_density: share of possible edges with gate > 0.5, or ``None``.
         gate_confidence: mean ``|2A - 1|`` over possible edges, or ``None``.
+        gate_movement: how far the gate logits moved from their initial values and how many
+            edge decisions changed (:meth:`~consistency.XBlock.gate_movement`), or ``None``: a
+            confident graph whose logits never moved is its initialisation.
         mean_invariance: mean off-diagonal invariance (NaNs ignored).
         mean_equivariance: mean equivariance, or ``None``.
         mean_self_consistency: mean self-consistency.
@@ -82,6 +85,7 @@ class ConsistencyReport:
     adjacency: Tensor | None
     edge_density: float | None
     gate_confidence: float | None
+    gate_movement: GateMovement | None
     mean_invariance: float
     mean_equivariance: float | None
     mean_self_consistency: float
@@ -106,6 +110,8 @@ class ConsistencyReport:
                 return clean(v.detach().cpu().double().tolist())
             if isinstance(v, float):
                 return None if math.isnan(v) else v
+            if isinstance(v, tuple) and hasattr(v, "_asdict"):  # NamedTuples as dicts
+                return clean(dict(v._asdict()))
             if isinstance(v, list):
                 return [clean(x) for x in v]
             if isinstance(v, dict):
@@ -154,6 +160,13 @@ class ConsistencyReport:
                 f"  XBlock edge density          : {self.edge_density:.2f}, gate confidence "
                 f"{self.gate_confidence:.2f}{note}"
             )
+            if self.gate_movement is not None:
+                moved = self.gate_movement
+                lines.append(
+                    f"  gate logits since init       : moved {moved.mean_shift:.3f} on average "
+                    f"(max {moved.max_shift:.3f}); {moved.flipped} of {moved.possible} edge "
+                    "decisions changed"
+                )
         lines += _matrix_str("invariance", self.invariance)
         if self.equivariance is not None:
             lines += _matrix_str("equivariance", self.equivariance)
@@ -207,7 +220,7 @@ class ConsistencyEvaluator:
 
     .. math:: \mathrm{INV}[m, i] = 1 - \mathbb{E}_{I_m}\Big[\frac{\mathbb{E}_N[\Delta R_i^2]/\sigma_i'^2}{\mathbb{E}_N[\Delta N_m^2]/\sigma_m^2}\Big]
 
-    and likewise EQV (in cause space) and SCN (SPEC.md). Networks run in eval mode under
+    and likewise EQV (in cause space) and SCN (docs/method.md). Networks run in eval mode under
     ``no_grad`` in chunks of ``batch_size`` rows (memory bounded whatever ``n``, ``K``, ``T``); the
     train/eval flag of every module found (modules, bound methods of modules, ``model``,
     ``xblock``) is restored afterwards.
@@ -403,6 +416,7 @@ class ConsistencyEvaluator:
             adjacency=None if xb is None else xb.adjacency().float().cpu(),
             edge_density=None if xb is None else xb.edge_density(),
             gate_confidence=None if xb is None else xb.gate_confidence(),
+            gate_movement=None if xb is None else xb.gate_movement(),
             mean_invariance=float(invariance[off].nanmean()) if n > 1 else math.nan,
             mean_equivariance=None if equivariance is None else float(equivariance.nanmean()),
             mean_self_consistency=float(scn.double().nanmean()),

@@ -19,6 +19,7 @@ __all__ = [
     "score_from_errors",
     "self_consistency",
     "self_consistency_authors",
+    "uniform_box",
     "unit_variance",
 ]
 
@@ -120,7 +121,7 @@ def _safe_ratio(num: Tensor, den: Tensor) -> Tensor:
 def normalised_change(
     change_sq: Tensor, response_var: Tensor, intervention_sq: Tensor, noise_var: Tensor
 ) -> Tensor:
-    r"""Relative response change :math:`e_{I_m,i}` of SPEC.md, for a set of interventions.
+    r"""Relative response change :math:`e_{I_m,i}` of docs/method.md, for a set of interventions.
 
     .. math:: e_{I_m, i} = \frac{\mathbb{E}_N[\Delta R_i^2] / \sigma_i'^2}{\mathbb{E}_N[\Delta N_m^2] / \sigma_m^2}
 
@@ -145,7 +146,7 @@ def score_from_errors(errors: Tensor) -> Tensor:
 
 
 def self_consistency(noise: Tensor, responses: Tensor) -> Tensor:
-    r"""One-step self-consistency of SPEC.md: ``(T, n), (T, n) -> (n,)``.
+    r"""One-step self-consistency of docs/method.md: ``(T, n), (T, n) -> (n,)``.
 
     .. math:: \mathrm{SCN}_i = 1 - \mathbb{E}_N[(R(N)_i - N_i)^2] / \sigma_i^2
 
@@ -208,6 +209,14 @@ def hybridise(bank: Tensor, k: int, generator: torch.Generator | None = None) ->
     device = generator.device if generator is not None else bank.device
     rows = torch.randint(bank.shape[0], (k, bank.shape[1]), generator=generator, device=device)
     return bank.gather(0, rows.to(bank.device))
+
+
+def uniform_box(bank: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
+    r"""``k`` samples uniform in the bounding box of a bank ``(M, n)``: :math:`N_i \sim U[\min_i, \max_i]`."""
+    lo, hi = bank.amin(dim=0), bank.amax(dim=0)
+    device = generator.device if generator is not None else bank.device
+    u = torch.rand((k, bank.shape[1]), generator=generator, device=device).to(bank)
+    return lo + u * (hi - lo)
 
 
 def frechet_distance(features_a: Tensor, features_b: Tensor) -> Tensor:

@@ -10,7 +10,13 @@ from torch import Tensor, nn
 from ._checks import check_latents, check_positive_int
 from .encoding import posterior_mean
 from .errors import ShapeError
-from .functional import equivariance_penalty, invariance_penalty, unit_variance
+from .functional import (
+    equivariance_penalty,
+    hybridise,
+    invariance_penalty,
+    uniform_box,
+    unit_variance,
+)
 from .intervention import intervene
 from .response import Decoder, Encoder, Interventions, draw_interventions, response
 from .sampler import AggregatePosterior, _check_mode
@@ -21,6 +27,7 @@ __all__ = ["EquivarianceLoss", "InvarianceLoss"]
 Dims = Literal["random", "all"]
 ValuesFrom = Literal["sampler", "batch"]
 Normalise = Literal["prior", "response"]
+Reference = Literal["response", "prior"]
 
 
 class _ConsistencyLoss(nn.Module):
@@ -41,14 +48,18 @@ class _ConsistencyLoss(nn.Module):
         n_interventions: int = 1,
         prior: str = "posterior",
         n_samples: int | None = None,
-        stop_reference: bool = False,
+        stop_reference: bool = True,
         weight: float = 1.0,
         normalise: Normalise | None = "prior",
         values_from: ValuesFrom = "batch",
         max_batch: int | None = None,
         generator: torch.Generator | None = None,
+        reference: Reference = "response",
     ) -> None:
         super().__init__()
+        if reference not in ("response", "prior"):
+            raise ValueError(f'reference must be "response" or "prior"; got {reference!r}')
+        self.reference: Reference = reference
         if normalise not in ("prior", "response", None):
             raise ValueError(f'normalise must be "prior", "response" or None; got {normalise!r}')
         if dims not in ("random", "all"):
@@ -98,9 +109,15 @@ class _ConsistencyLoss(nn.Module):
         sampler = self.sampler
         if latents is not None:
             latents = check_latents(latents, "latents", None if sampler is None else sampler.dim)
-            use_sampler = self.values_from == "sampler" and sampler is not None and len(sampler)
-            source: AggregatePosterior | Tensor = sampler if use_sampler else latents.detach()
-            return latents.detach(), source
+            latents = latents.detach()
+            source: AggregatePosterior | Tensor = latents
+            if self.values_from == "sampler" and sampler is not None and len(sampler) > 0:
+                source = sampler
+            if self.prior == "hybrid":
+                return hybridise(latents, latents.shape[0], self.generator), source
+            if self.prior == "uniform":
+                return uniform_box(latents, latents.shape[0], self.generator), source
+            return latents, source
         if sampler is None:
             raise ValueError(
                 "no latents were given and the loss has no sampler to draw prior samples from"
@@ -128,8 +145,10 @@ class _ConsistencyLoss(nn.Module):
         """The weighted loss, a scalar.
 
         Args:
-            latents: ``(B, n)`` the current batch's posterior means (detached here: they are the
-                prior samples). ``None``: draw ``n_samples`` from the sampler in mode ``prior``.
+            latents: ``(B, n)`` the current batch's posterior means (detached here). They are the
+                prior samples when ``prior="posterior"``; with ``"hybrid"`` / ``"uniform"`` the
+                prior samples are ``B`` hybrids of them / uniform draws in their bounding box.
+                ``None``: draw ``n_samples`` from the sampler in mode ``prior``.
             responses: :math:`R` of ``latents`` already computed by the caller,
                 ``encoder(x_hat)`` with ``x_hat = decoder(latents)`` the batch's reconstruction
                 *from the means* (for a VAE trained on sampled codes, that is not the training
@@ -141,6 +160,12 @@ class _ConsistencyLoss(nn.Module):
             responses = posterior_mean(responses)
             if latents is None:
                 raise ValueError("responses= needs the latents they respond to; pass latents too")
+            if self.prior != "posterior":
+                raise ValueError(
+                    f"responses= are the responses to the latents themselves, but with "
+                    f"prior={self.prior!r} the prior samples are {self.prior} draws made from the "
+                    "latents, whose responses the loss computes: do not pass responses="
+                )
             if tuple(responses.shape) != tuple(prior.shape):
                 raise ShapeError(
                     f"responses must have the latents' shape {tuple(prior.shape)}; got {tuple(responses.shape)}"
@@ -183,11 +208,17 @@ class InvarianceLoss(_ConsistencyLoss):
         dims: ``"random"`` (one dimension per sample, an unbiased estimate) or ``"all"``
             (every dimension for every sample: Algorithm 1 exactly).
         n_interventions: values per (sample, dimension).
-        prior: sampling mode when prior samples come from the sampler.
+        prior: sampling mode of the prior samples: from the sampler, or made from the given
+            ``latents`` (``"hybrid"``: each coordinate from a random row of the batch; ``"uniform"``:
+            uniform in the batch's bounding box). Off-posterior prior samples train consistency
+            where the self-consistency scores under hybrid and uniform sampling measure it.
         n_samples: how many prior samples to draw from the sampler (default
             ``min(len(sampler), 128)``); with ``latents``, a random subset of this many rows of the
             batch is used (an unbiased, cheaper estimate; default: every row).
-        stop_reference: treat :math:`R(N)` as a fixed target (no gradient), as the authors did.
+        stop_reference: treat :math:`R(N)` as a fixed target (no gradient), as the authors did
+            (default). With gradients through both responses the loss can also move
+            :math:`R(N)` towards :math:`R(\tilde N)`, and the cheapest way to make them agree is
+            a response that ignores its input: self-consistency collapses (docs/method.md).
         weight: multiplies the loss (the paper's :math:`\lambda = 4`).
         normalise: divide each coordinate's squared change by a variance over the prior samples
             (detached): ``"prior"`` (default): the prior's own, :math:`\sigma_i^2`;
@@ -216,7 +247,9 @@ class InvarianceLoss(_ConsistencyLoss):
         self, prior: Tensor, values_from: AggregatePosterior | Tensor, responses: Tensor | None
     ) -> Tensor:
         iv = self._interventions(prior, values_from)
-        if responses is None:
+        if self.reference == "prior":
+            responses = prior
+        elif responses is None:
             with torch.set_grad_enabled(torch.is_grad_enabled() and not self.stop_reference):
                 responses = self._response(prior)
         elif self.stop_reference:

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from ._checks import check_latents, check_positive_int
 from ._dist import all_gather_rows
 from .errors import EmptySamplerError, ShapeError
-from .functional import hybridise
+from .functional import hybridise, uniform_box
 
 __all__ = ["SAMPLING_MODES", "AggregatePosterior", "SamplingMode"]
 
@@ -33,7 +33,7 @@ class AggregatePosterior(nn.Module):
     ``torch.distributed`` process group :meth:`update` gathers the batch from every rank first,
     so all ranks hold the same bank.
 
-    Sampling modes (SPEC.md, "Sampling the aggregate posterior"):
+    Sampling modes (docs/method.md, "The aggregate posterior and its samples"):
 
     * ``"posterior"``: whole rows of the bank;
     * ``"hybrid"``: each coordinate from an independent random row,
@@ -155,10 +155,7 @@ class AggregatePosterior(nn.Module):
             return bank[self._randint(size, (k,), generator)].clone()
         if mode == "hybrid":
             return hybridise(bank, k, generator)
-        lo, hi = self.bounds()
-        device = generator.device if generator is not None else bank.device
-        u = torch.rand((k, self.dim), generator=generator, device=device).to(bank)
-        return lo + u * (hi - lo)
+        return uniform_box(bank, k, generator)
 
     @torch.no_grad()
     def intervention_values(

@@ -1,4 +1,4 @@
-"""Assertion helpers: each mathematical law of SPEC.md written once.
+"""Assertion helpers: each mathematical law of docs/method.md written once.
 
 The library's own property tests drive these with hypothesis; users can call them on their own
 modules. Each raises ``AssertionError`` with a message naming the violated law.

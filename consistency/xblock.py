@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -83,6 +83,11 @@ class XBlock(nn.Module):
             PyTorch's default ``nn.Linear`` initialisation, under which the causes start 20 to
             250 times smaller than the noise (the decoder then sees nearly constant inputs).
 
+        residual: ``Z_i = N_i + f_i(...)`` (``N_i`` added to each of the unit's ``u`` dims), with
+            the last layer of every :math:`f_i` starting at zero, so the block starts as the
+            identity (for ``u = 1``) and a retrofit starts from the model it was given; same
+            parameters as the plain form.
+
     The gate logits at initialisation are kept in the buffer ``initial_gate_logits``, so that
     :meth:`gate_movement` can tell learned gates from frozen ones.
 
@@ -112,6 +117,7 @@ class XBlock(nn.Module):
         logit_init_std: float = 0.0,
         learn_gates: bool = True,
         init: Init = "xavier",
+        residual: bool = False,
     ) -> None:
         super().__init__()
         self.n = check_positive_int(n, "n")
@@ -126,6 +132,12 @@ class XBlock(nn.Module):
         self.units = nn.ModuleList(
             _mlp(i * self.unit_size + 1, self.hidden, self.unit_size, init) for i in range(self.n)
         )
+        self.residual = bool(residual)
+        if self.residual:  # Z_i = N_i + f_i(...), f_i = 0 at the start: S starts as the identity
+            for unit in self.units:
+                last = cast(nn.Linear, cast(nn.Sequential, unit)[-1])
+                nn.init.zeros_(last.weight)
+                nn.init.zeros_(last.bias)
         if out_activation is not None and not isinstance(out_activation, nn.Module):
             out_activation = out_activation()
         self.out_activation = out_activation
@@ -144,7 +156,10 @@ class XBlock(nn.Module):
         return self.n * self.unit_size
 
     def extra_repr(self) -> str:
-        return f"n={self.n}, unit_size={self.unit_size}, tau={self.tau}, hard={self.hard}"
+        return (
+            f"n={self.n}, unit_size={self.unit_size}, tau={self.tau}, hard={self.hard}, "
+            f"residual={self.residual}"
+        )
 
     # ------------------------------------------------------------------ gates
     def sample_gates(self, batch: int, device: torch.device | None = None) -> Tensor:
@@ -296,6 +311,8 @@ class XBlock(nn.Module):
                     gated = parents * gates[:, :i, i, None].to(parents.dtype)
                     inp = torch.cat([gated.flatten(1), n_i.to(gated.dtype)], dim=1)
                 z = f(inp)
+                if self.residual:
+                    z = z + noise[:, i : i + 1].to(z.dtype)
                 if self.out_activation is not None:
                     z = self.out_activation(z)
             causes.append(z)

@@ -27,7 +27,7 @@ lines = [
     'BatchNorm → sigmoid (docs/method.md, "Deviations"): 2 parameters fewer per image channel',
     "(2 for MNIST, 6 for CelebA).",
     "The CelebA X counts of Table 4 match only without the gate logits (those runs kept the gates",
-    "fixed, SPEC.md); the β-VAE counts of the paper have no exact target.",
+    "fixed, docs/method.md); the β-VAE counts of the paper have no exact target.",
     "",
     "| family | preset | plain | X (= XC-I, XC-E) | Table 4 plain | Table 4 X |",
     "|---|---|---|---|---|---|",

@@ -1,6 +1,6 @@
 """The shared test harness: brute-force loop oracles every vectorised component is checked against.
 
-Each oracle is the literal reading of SPEC.md, one sample and one intervention at a time.
+Each oracle is the literal reading of docs/method.md, one sample and one intervention at a time.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def oracle_equivariance_loss(
 def oracle_scores(
     encoder: Fn, decoder: Fn, prior: Tensor, values: Tensor, causes: Fn | None = None
 ) -> tuple[Tensor, Tensor | None, Tensor]:
-    """INV, EQV and SCN of SPEC.md by explicit loops over m, the K values of ``values`` (n, K), and samples."""
+    """INV, EQV and SCN of docs/method.md by explicit loops over m, the K values of ``values`` (n, K), and samples."""
     t, n = prior.shape
     k_count = values.shape[1]
     ref = torch.stack([respond_one(encoder, decoder, prior[j]) for j in range(t)])

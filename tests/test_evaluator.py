@@ -177,11 +177,21 @@ def test_zero_variance_is_nan_with_warning() -> None:
 def test_report_table_dict_and_save(tmp_path) -> None:  # type: ignore[no-untyped-def]
     q = bank(3)
     block = XBlock(3)
+    with torch.no_grad():
+        block.gate_logits.copy_(torch.tensor([0.5, -0.25, 0.0]))  # one decision changed
     report = evaluator(lambda x: x, lambda z: z, q, xblock=block.double()).evaluate("uniform")
     text = str(report)
     assert "mean off-diagonal invariance" in text and "UNDECIDED" in text
+    assert "moved 0.250 on average (max 0.500); 1 of 3 edge decisions changed" in text
     d = report.to_dict()
-    assert d["mode"] == "uniform" and len(d["invariance"]) == 3 and d["edge_density"] == 0.0
+    assert d["mode"] == "uniform" and len(d["invariance"]) == 3
+    assert d["edge_density"] == pytest.approx(1 / 3)
+    assert d["gate_movement"] == {
+        "mean_shift": pytest.approx(0.25),
+        "max_shift": 0.5,
+        "flipped": 1,
+        "possible": 3,
+    }
     report.save(tmp_path)
     assert json.loads((tmp_path / "report.json").read_text())["n_samples"] == 200
     assert {p.name for p in tmp_path.glob("*.png")} == {

@@ -126,7 +126,9 @@ def test_stop_reference_cuts_reference_gradient() -> None:
     enc = nn.Linear(3, 3)
     prior = torch.randn(6, 3)
     g1, g2 = (torch.Generator().manual_seed(1) for _ in range(2))
-    full = InvarianceLoss(enc, lambda z: z, None, dims="all", generator=g1)(prior)
+    full = InvarianceLoss(enc, lambda z: z, None, dims="all", generator=g1, stop_reference=False)(
+        prior
+    )
     stopped = InvarianceLoss(enc, lambda z: z, None, dims="all", generator=g2, stop_reference=True)(
         prior
     )
@@ -433,3 +435,39 @@ def test_normalise_needs_two_prior_samples() -> None:
     assert float(raw(torch.randn(1, 3))) == 0.0
     with pytest.raises(ValueError, match='normalise must be "prior", "response" or None'):
         InvarianceLoss(lambda x: x, lambda z: z, None, normalise=True)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("prior", ["hybrid", "uniform"])
+def test_off_posterior_prior_samples_are_made_from_the_batch(prior: str) -> None:
+    seen: list[torch.Tensor] = []
+
+    def enc(x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def gen(z: torch.Tensor) -> torch.Tensor:
+        seen.append(z.detach().clone())
+        return z
+
+    latents = torch.tensor([[1.0, 10.0, 100.0], [2.0, 20.0, 200.0], [3.0, 30.0, 300.0]])
+    loss = InvarianceLoss(
+        enc,
+        gen,
+        None,
+        prior=prior,
+        dims="all",
+        stop_reference=True,
+        generator=torch.Generator().manual_seed(0),
+    )
+    loss(latents)
+    reference = seen[0]  # R(N) of the prior samples comes first
+    assert reference.shape == (3, 3)
+    for i in range(3):
+        column = latents[:, i]
+        if prior == "hybrid":  # every coordinate is a value of the same column of the batch
+            assert set(reference[:, i].tolist()) <= set(column.tolist())
+        else:  # inside the column's bounds
+            assert bool((reference[:, i] >= column.min()).all())
+            assert bool((reference[:, i] <= column.max()).all())
+    assert not torch.equal(reference, latents)
+    with pytest.raises(ValueError, match="do not pass responses="):
+        loss(latents, responses=latents)

@@ -26,7 +26,7 @@ def test_running_statistics_are_used_and_kept() -> None:
     model = net()
     x = torch.randn(16, 3) + 5.0
     before = stats(model)
-    with frozen_batchnorm(model):
+    with frozen_batchnorm(model, statistics="running"):
         hidden = model[1](model[0](x))
         assert not model[1].training and model[2].training  # only the norm layers switch
     # exactly the eval-mode normalisation with the running statistics (3, 9)
@@ -43,7 +43,7 @@ def test_batch_statistics_without_update() -> None:
     model = net()
     x = torch.randn(16, 3) + 5.0
     before = stats(model)
-    with frozen_batchnorm(model, statistics="batch"):
+    with frozen_batchnorm(model):  # the default: batch statistics
         hidden = model[1](model[0](x))
         assert model[1].training
     h = model[0](x)

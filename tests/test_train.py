@@ -239,7 +239,7 @@ def test_history_records_schedules_per_step(mnist_root, tmp_path) -> None:  # ty
 
 
 def test_deprecated_anneal_tau_and_bad_schedule() -> None:
-    with pytest.warns(DeprecationWarning, match="anneal_tau=True is deprecated"):
+    with pytest.warns(DeprecationWarning, match=r"anneal_tau=True\) is deprecated"):
         cfg = TrainConfig(anneal_tau=True)
     assert cfg.tau_schedule == "authors"
     with pytest.raises(ValueError, match="tau_schedule must be one of"):

@@ -223,4 +223,27 @@ def test_gate_penalty_is_mean_open_probability_and_differentiable() -> None:
     assert torch.allclose(penalty, expected)
     penalty.backward()
     assert block.gate_logits.grad is not None and bool((block.gate_logits.grad > 0).all())
-    assert float(XBlock(1).gate_penalty()) == 0.0
+    assert float(XBlock(1).gate_penalty().detach()) == 0.0
+
+
+@given(st.integers(1, 5), st.integers(1, 3), st.integers(0, 999))
+def test_residual_block_starts_as_identity_and_keeps_causal_order(
+    n: int, u: int, seed: int
+) -> None:
+    torch.manual_seed(seed)
+    block = XBlock(n, u, residual=True).double()
+    noise = torch.randn(4, n, dtype=torch.float64)
+    # Z_i = N_i (broadcast over the unit's u dims) before any training, in both modes
+    expected = noise.repeat_interleave(u, dim=1)
+    assert torch.equal(block.eval()(noise), expected)
+    assert torch.equal(block.train()(noise), expected)
+    with torch.no_grad():  # once f_i is non-zero, the block is N_i + f_i(gated parents, N_i)
+        for unit in block.units:
+            unit[-1].weight.normal_()
+    assert_xblock_causal_order(block, noise, seed=seed)
+    causes = block.eval().causes(noise)
+    f0 = block.units[0](noise[:, :1])
+    assert torch.allclose(causes[:, 0], noise[:, :1] + f0)
+    assert sum(p.numel() for p in block.parameters()) == sum(
+        p.numel() for p in XBlock(n, u).parameters()
+    )

@@ -13,7 +13,7 @@ from ..encoding import posterior_mean
 from ..evaluator import ConsistencyEvaluator
 from ..losses import EquivarianceLoss, InvarianceLoss, Normalise, ValuesFrom
 from ..modes import NormStatistics, frozen_batchnorm
-from ..sampler import AggregatePosterior
+from ..sampler import AggregatePosterior, SamplingMode
 from ..xblock import XBlock
 from .skeleton import PRESETS, ConvDecoder, ConvEncoder, OutputBlock, Preset
 
@@ -46,14 +46,20 @@ class Recipe:
         output_block: ``"conv"`` (conv -> sigmoid) or ``"paper"`` (conv -> Mish -> BatchNorm ->
             sigmoid), see :class:`~consistency.models.ConvDecoder`.
         encoder_out_activation: the encoder's head ends in Mish, as in the authors' code
-            (deterministic encoders only; a stochastic head is always linear).
+            (deterministic encoders only; a stochastic head is always linear). Mish is nearly
+            flat below -2: a latent pushed there stops carrying information and its dimension
+            collapses.
         xblock_init: ``"xavier"`` or ``"pytorch"`` initialisation of the XBlock's MLPs.
         xblock_out_activation: Mish on every cause unit's output, as in the authors' code.
+        xblock_residual: the XBlock's units compute ``Z_i = N_i + f_i(...)`` and start as the
+            identity (:class:`~consistency.XBlock`, ``residual``).
         gate_init_std: gate logits start from ``N(0, std^2)`` (0: every gate at 0.5).
         gate_sparsity: weight of :meth:`~consistency.XBlock.gate_penalty` in the loss (0: none).
         normalise: the consistency loss divides by per-coordinate variances of the prior
             (``"prior"``) or of the response (``"response"``), or not (``None``); see
             :class:`~consistency.InvarianceLoss`.
+        prior: the consistency loss's prior samples: the batch's means (``"posterior"``), or
+            hybrids of them / uniform draws in their bounding box (``"hybrid"`` / ``"uniform"``).
         stop_reference: the reference response :math:`R(N)` (invariance) or :math:`S(\tilde N)`
             (equivariance) is a fixed target without gradient, as in the authors' code.
         values_from: where intervention values come from in training (``"batch"``: the current
@@ -64,15 +70,18 @@ class Recipe:
     """
 
     output_block: OutputBlock = "conv"
-    encoder_out_activation: bool = True
+    encoder_out_activation: bool = False
     xblock_init: Literal["xavier", "pytorch"] = "xavier"
     xblock_out_activation: bool = False
+    xblock_residual: bool = True
     gate_init_std: float = 0.0
     gate_sparsity: float = 0.0
     normalise: Normalise | None = "prior"
-    stop_reference: bool = False
+    prior: SamplingMode = "posterior"
+    stop_reference: bool = True
+    reference: Literal["response", "prior"] = "response"
     values_from: ValuesFrom = "batch"
-    norm_statistics: NormStatistics = "running"
+    norm_statistics: NormStatistics = "batch"
 
     @classmethod
     def faithful(cls) -> Recipe:
@@ -82,6 +91,7 @@ class Recipe:
             encoder_out_activation=True,
             xblock_init="xavier",
             xblock_out_activation=True,
+            xblock_residual=False,
             gate_init_std=1.0,
             gate_sparsity=0.0,
             normalise=None,
@@ -211,6 +221,7 @@ class PaperModel(nn.Module):
                 logit_init_std=recipe.gate_init_std,
                 learn_gates=learn_gates,
                 init=recipe.xblock_init,
+                residual=recipe.xblock_residual,
             )
             if has_x
             else nn.Identity()
@@ -226,11 +237,14 @@ class PaperModel(nn.Module):
         loss_kw: dict[str, Any] = dict(
             weight=consistency_weight,
             normalise=recipe.normalise,
+            prior=recipe.prior,
             stop_reference=recipe.stop_reference,
             values_from=recipe.values_from,
         )
         if variant == "XC-I":
-            self.consistency = InvarianceLoss(self.noise, self.decode, self.sampler, **loss_kw)
+            self.consistency = InvarianceLoss(
+                self.noise, self.decode, self.sampler, reference=recipe.reference, **loss_kw
+            )
         elif variant == "XC-E":
             self.consistency = EquivarianceLoss(
                 self.noise, self.decode, self.sampler, xblock=self.xblock, **loss_kw
@@ -290,7 +304,8 @@ class PaperModel(nn.Module):
             with frozen_batchnorm(
                 self.encoder, self.decoder, statistics=self.recipe.norm_statistics
             ):
-                if isinstance(self.consistency, InvarianceLoss) and not self.stochastic:
+                reuse = self.recipe.prior == "posterior" and not self.stochastic
+                if isinstance(self.consistency, InvarianceLoss) and reuse:
                     consistency = self.consistency(
                         mean, responses=self.noise(x_hat)
                     )  # reuse the reconstruction

@@ -1,6 +1,6 @@
 """The paper's architectural skeleton (Figure 10): ConvNet encoder and UpsampleNet decoder.
 
-Follows SPEC.md, "Facts from the authors' public code", which reproduces the paper's Table 4
+Follows docs/method.md, "The paper's architecture", which reproduces the paper's Table 4
 parameter counts exactly:
 
 * ``ConvBlock`` = conv 3x3 (stride 1, pad 1) -> MaxPool 2 (where a pool falls) -> Mish -> BatchNorm.
@@ -49,7 +49,7 @@ OutputBlock = Literal["conv", "paper"]
 
 @dataclass(frozen=True)
 class Preset:
-    """An architecture size: the paper's (Table 3, corrected by Table 4's counts; SPEC.md), plus
+    """An architecture size: the paper's (Table 3, corrected by Table 4's counts; docs/method.md), plus
     ``scene``, a small one for the embedded causal scene (n = 5 = its number of factors)."""
 
     name: str

@@ -15,7 +15,7 @@ from consistency.models import (
     parameter_count,
 )
 
-# The paper's Table 4, reproduced to the parameter (SPEC.md, last section); CelebA X: fixed gates.
+# The paper's Table 4, reproduced to the parameter (docs/method.md, last section); CelebA X: fixed gates.
 TABLE4 = {
     k: v for k, v in PAPER_PARAMETER_COUNTS.items() if not (k[1].startswith("v") and k[2] == "X")
 }
@@ -118,3 +118,65 @@ def test_celeba_x_counts_with_fixed_gates(preset: str) -> None:
     model = build_model("AE", preset, "X", learn_gates=False, faithful=True)
     assert parameter_count(model) == count
     assert "latent.gate_logits" in model.state_dict()
+
+
+def test_recipe_default_faithful_and_errors() -> None:
+    from consistency.models import Recipe
+
+    assert Recipe().output_block == "conv" and Recipe.faithful().output_block == "paper"
+    assert Recipe.faithful().replace(gate_sparsity=0.1).gate_sparsity == 0.1
+    with pytest.raises(TypeError):
+        Recipe().replace(colour="red")
+    with pytest.raises(ValueError, match="either recipe= or faithful=True"):
+        build_model("AE", "S", recipe=Recipe(), faithful=True)
+    with pytest.raises(TypeError, match="recipe must be a Recipe"):
+        build_model("AE", "S", recipe={"output_block": "conv"})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match='output_block must be "conv" or "paper"'):
+        build_model("AE", "S", recipe=Recipe(output_block="bn"))  # type: ignore[arg-type]
+    paper = build_model("AE", "S", "XC-I", faithful=True)
+    assert isinstance(paper.encoder.head[-1], torch.nn.Mish)
+    assert paper.xblock is not None and not paper.xblock.residual
+    assert isinstance(paper.xblock.out_activation, torch.nn.Mish)
+    assert paper.consistency is not None and paper.consistency.stop_reference
+    assert paper.consistency.normalise is None and paper.consistency.values_from == "sampler"
+    default = build_model("AE", "S", "XC-I")
+    assert isinstance(default.encoder.head[-1], torch.nn.Identity)
+    assert default.xblock is not None and default.xblock.residual
+    assert default.consistency is not None and default.consistency.normalise == "prior"
+
+
+def test_consistency_passes_leave_batchnorm_statistics_to_real_data() -> None:
+    import copy
+
+    from consistency.models import Recipe
+
+    x = torch.rand(8, 1, 28, 28)
+    for statistics, untouched in (("batch", True), ("update", False)):
+        torch.manual_seed(0)
+        model = build_model("AE", "S", "XC-I", recipe=Recipe(norm_statistics=statistics))
+        reference = copy.deepcopy(model)
+        model.loss(x)  # reconstruction pass + consistency passes
+        with torch.no_grad():  # the reconstruction pass alone
+            reference.decode(reference.noise(x))
+        same = [
+            torch.equal(a, b)
+            for (name, a), b in zip(model.named_buffers(), reference.buffers())
+            if "running" in name
+        ]
+        assert all(same) if untouched else not all(same), statistics
+
+
+def test_gate_sparsity_enters_the_regulariser() -> None:
+    from consistency.models import Recipe
+
+    x = torch.rand(4, 1, 28, 28)
+    torch.manual_seed(0)
+    plain = build_model("AE", "S", "X").loss(x)
+    torch.manual_seed(0)
+    model = build_model("AE", "S", "X", recipe=Recipe(gate_sparsity=2.0))
+    terms = model.loss(x)
+    assert model.xblock is not None
+    expected = 2.0 * float(model.xblock.gate_penalty().detach())
+    assert float(terms.regulariser) == pytest.approx(float(plain.regulariser) + expected)
+    terms.total.backward()
+    assert model.xblock.gate_logits.grad is not None
