@@ -16,6 +16,7 @@ hybrid / uniform sampling (the ``spec`` convention), mean ± std over seeds. Wri
 resumes).
 
     python benchmarks/ablate_recipe.py [--steps 600] [--seeds 11 13 17] [--jobs 2]
+        [--rows working drop] [--changes core|all]
 """
 
 from __future__ import annotations
@@ -90,18 +91,40 @@ CHANGES: dict[str, tuple[dict[str, Any], dict[str, Any], bool]] = {
         {"values_from": "sampler"},
         False,
     ),
-    "BatchNorm running stats not moved by consistency passes": (
-        {"norm_statistics": "batch"},
+    "consistency passes use BatchNorm's running statistics (eval mode)": (
+        {"norm_statistics": "running"},
         {"norm_statistics": "update"},
+        False,
+    ),
+    "hybrid prior samples (made from the batch)": (
+        {"prior": "hybrid"},
+        {"prior": "posterior"},
+        False,
+    ),
+    "the prior's own coordinates as the invariance reference": (
+        {"reference": "prior"},
+        {"reference": "response"},
         False,
     ),
 }
 
+# the rows run by default (--changes core): the changes that decide the outcome at this budget
+CORE = (
+    "output block conv→sigmoid (no BN)",
+    "encoder head linear (no final Mish)",
+    "XBlock residual units (starts as identity)",
+    "loss normalised by prior variances",
+    "R(N) a fixed target (stop-gradient)",
+    "consistency passes use BatchNorm's running statistics (eval mode)",
+    "hybrid prior samples (made from the batch)",
+    "the prior's own coordinates as the invariance reference",
+)
+
 
 # alternatives that were tried and rejected, each measured against the working recipe
 ALTERNATIVES: dict[str, dict[str, Any]] = {
-    "working, BatchNorm in eval mode (running stats) in consistency passes": {
-        "norm_statistics": "running"
+    "working, BatchNorm batch statistics (running ones untouched) in consistency passes": {
+        "norm_statistics": "batch"
     },
     "working, loss normalised by the response's variance": {"normalise": "response"},
 }
@@ -118,16 +141,19 @@ def apply(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
     return {"recipe": recipe, "tau": tau}
 
 
-def configs(which: str) -> list[tuple[str, dict[str, Any], bool]]:
-    """(row name, setting, also train AE) for the rows asked for."""
+def configs(which: list[str], changes: str) -> list[tuple[str, dict[str, Any], bool]]:
+    """(row name, setting, also train AE) for the row groups asked for."""
+    chosen = {n: c for n, c in CHANGES.items() if changes == "all" or n in CORE}
     rows: list[tuple[str, dict[str, Any], bool]] = []
-    if which in ("all", "base"):
-        rows += [("landed", LANDED, True), ("working", WORKING, True)]
-    if which in ("all", "add"):
-        rows += [(f"landed + {n}", apply(LANDED, a), ae) for n, (a, _, ae) in CHANGES.items()]
-    if which in ("all", "drop"):
-        rows += [(f"working − {n}", apply(WORKING, d), ae) for n, (_, d, ae) in CHANGES.items()]
-    if which in ("all", "alternatives"):
+    if "landed" in which:
+        rows.append(("landed", LANDED, True))
+    if "working" in which:
+        rows.append(("working", WORKING, True))
+    if "add" in which:
+        rows += [(f"landed + {n}", apply(LANDED, a), ae) for n, (a, _, ae) in chosen.items()]
+    if "drop" in which:
+        rows += [(f"working − {n}", apply(WORKING, d), ae) for n, (_, d, ae) in chosen.items()]
+    if "alternatives" in which:
         rows += [(n, apply(WORKING, c), False) for n, c in ALTERNATIVES.items()]
     return rows
 
@@ -139,15 +165,26 @@ def main(argv: list[str] | None = None) -> None:
     add_budget_arguments(
         parser, steps=600, seeds=[11, 13, 17], eval_data=2000, eval_interventions=5
     )
+    groups = ["landed", "working", "add", "drop", "alternatives"]
     parser.add_argument(
-        "--rows", default="all", choices=["all", "base", "add", "drop", "alternatives"]
+        "--rows",
+        nargs="+",
+        default=groups,
+        choices=groups,
+        help="row groups: the two base recipes, add-one, drop-one, rejected alternatives",
+    )
+    parser.add_argument(
+        "--changes",
+        default="core",
+        choices=["core", "all"],
+        help="which changes get add-one / drop-one rows (core: the ones that decide the outcome)",
     )
     parser.add_argument("--name", default="ablation", help="results file stem")
     args = parser.parse_args(argv)
 
     specs: list[RunSpec] = []
     table: list[tuple[str, bool]] = []
-    for name, setting, with_ae in configs(args.rows):
+    for name, setting, with_ae in configs(args.rows, args.changes):
         table.append((name, with_ae))
         variants = ["plain", "XC-I"] if with_ae else ["XC-I"]
         for seed in args.seeds:

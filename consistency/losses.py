@@ -98,7 +98,8 @@ class _ConsistencyLoss(nn.Module):
         return (
             f"dims={self.dims!r}, n_interventions={self.n_interventions}, prior={self.prior!r}, "
             f"stop_reference={self.stop_reference}, weight={self.weight}, "
-            f"normalise={self.normalise!r}, values_from={self.values_from!r}"
+            f"normalise={self.normalise!r}, values_from={self.values_from!r}, "
+            f"reference={self.reference!r}"
         )
 
     def _response(self, noise: Tensor) -> Tensor:
@@ -219,6 +220,12 @@ class InvarianceLoss(_ConsistencyLoss):
             (default). With gradients through both responses the loss can also move
             :math:`R(N)` towards :math:`R(\tilde N)`, and the cheapest way to make them agree is
             a response that ignores its input: self-consistency collapses (docs/method.md).
+        reference: what :math:`R(\tilde N)_i` is compared with: ``"response"`` (default):
+            :math:`R(N)_i`, Algorithm 1 as written; ``"prior"``: the prior sample's own
+            coordinate :math:`N_i`. The second asks for invariance *and* self-consistency on
+            the untouched coordinates, costs one pass through the networks less, and gives the
+            encoder no response of its own to shrink towards; it is what the library's paper
+            models train with (docs/method.md, "Deviations").
         weight: multiplies the loss (the paper's :math:`\lambda = 4`).
         normalise: divide each coordinate's squared change by a variance over the prior samples
             (detached): ``"prior"`` (default): the prior's own, :math:`\sigma_i^2`;

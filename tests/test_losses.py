@@ -471,3 +471,44 @@ def test_off_posterior_prior_samples_are_made_from_the_batch(prior: str) -> None
     assert not torch.equal(reference, latents)
     with pytest.raises(ValueError, match="do not pass responses="):
         loss(latents, responses=latents)
+
+
+def test_reference_prior_compares_with_the_prior_coordinates() -> None:
+    """reference="prior": R(Ñ)_i is compared with N_i itself. For R = c·id the response-reference
+    loss is zero (R is invariant) while the prior-reference loss is (c - 1)² Σ_{i≠m} N_i² / n,
+    averaged over the rows (raw units); one pass through the networks fewer."""
+    c = 2.0
+    calls: list[int] = []
+
+    def dec(z: torch.Tensor) -> torch.Tensor:
+        calls.append(z.shape[0])
+        return c * z
+
+    prior = torch.tensor([[1.0, -2.0, 0.5], [0.0, 3.0, -1.0]], dtype=torch.float64)
+    losses = {}
+    for reference in ("response", "prior"):
+        calls.clear()
+        loss = InvarianceLoss(
+            lambda x: x,
+            dec,
+            None,
+            dims="all",
+            n_interventions=1,
+            normalise=None,
+            reference=reference,  # type: ignore[arg-type]
+            generator=torch.Generator().manual_seed(0),
+        )
+        losses[reference] = float(loss(prior))
+        assert len(calls) == (2 if reference == "response" else 1)
+    assert losses["response"] == pytest.approx(0.0, abs=1e-12)
+    n = 3
+    # each row is intervened on every dimension m once: Σ_m Σ_{i≠m} N_i² = (n-1) Σ_i N_i²
+    by_hand = sum((c - 1) ** 2 * (n - 1) * float(row.square().sum()) / n for row in prior) / (
+        len(prior) * n
+    )
+    assert losses["prior"] == pytest.approx(by_hand, rel=1e-12)
+
+
+def test_reference_must_be_known() -> None:
+    with pytest.raises(ValueError, match='reference must be "response" or "prior"'):
+        InvarianceLoss(lambda x: x, lambda z: z, None, reference="noise")  # type: ignore[arg-type]

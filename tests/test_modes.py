@@ -22,11 +22,12 @@ def stats(model: nn.Sequential) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     return bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone()
 
 
-def test_running_statistics_are_used_and_kept() -> None:
+@pytest.mark.parametrize("kwargs", [{}, {"statistics": "running"}])
+def test_running_statistics_are_used_and_kept(kwargs: dict[str, str]) -> None:
     model = net()
     x = torch.randn(16, 3) + 5.0
     before = stats(model)
-    with frozen_batchnorm(model, statistics="running"):
+    with frozen_batchnorm(model, **kwargs):  # type: ignore[arg-type]  # default: "running"
         hidden = model[1](model[0](x))
         assert not model[1].training and model[2].training  # only the norm layers switch
     # exactly the eval-mode normalisation with the running statistics (3, 9)
@@ -43,7 +44,7 @@ def test_batch_statistics_without_update() -> None:
     model = net()
     x = torch.randn(16, 3) + 5.0
     before = stats(model)
-    with frozen_batchnorm(model):  # the default: batch statistics
+    with frozen_batchnorm(model, statistics="batch"):
         hidden = model[1](model[0](x))
         assert model[1].training
     h = model[0](x)

@@ -17,3 +17,32 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     assert "pytest" in test_command
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert test_command in ci
+
+
+def test_readme_retrofit_snippet_runs_on_a_small_model() -> None:
+    """The README's retrofit example runs as written on a small BatchNorm autoencoder, and the
+    consistency passes leave the BatchNorm running statistics to the real data."""
+    import torch
+    from torch import nn
+
+    (snippet,) = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+
+    class MyAutoencoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = nn.Sequential(
+                nn.Flatten(), nn.Linear(16, 8), nn.BatchNorm1d(8), nn.Linear(8, 6)
+            )
+            self.latent: nn.Module = nn.Identity()
+            self.decoder = nn.Sequential(nn.Linear(6, 16), nn.Unflatten(1, (1, 4, 4)))
+
+    torch.manual_seed(0)
+    loader = [torch.rand(16, 1, 4, 4) for _ in range(3)]
+    namespace: dict[str, object] = {"MyAutoencoder": MyAutoencoder, "loader": loader}
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    model = namespace["model"]
+    assert isinstance(model, MyAutoencoder)
+    bn = model.encoder[2]
+    assert isinstance(bn, nn.BatchNorm1d)
+    assert int(bn.num_batches_tracked) == len(loader)  # only the three real batches counted
+    assert len(namespace["sampler"]) == 16 * len(loader)  # type: ignore[arg-type]

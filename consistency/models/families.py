@@ -62,6 +62,9 @@ class Recipe:
             hybrids of them / uniform draws in their bounding box (``"hybrid"`` / ``"uniform"``).
         stop_reference: the reference response :math:`R(N)` (invariance) or :math:`S(\tilde N)`
             (equivariance) is a fixed target without gradient, as in the authors' code.
+        reference: XC-I compares :math:`R(\tilde N)_i` with :math:`R(N)_i` (``"response"``,
+            Algorithm 1) or with :math:`N_i` itself (``"prior"``); see
+            :class:`~consistency.InvarianceLoss`.
         values_from: where intervention values come from in training (``"batch"``: the current
             batch's means; ``"sampler"``: the ring buffer of earlier means).
         norm_statistics: what the consistency passes do to BatchNorm layers
@@ -77,11 +80,11 @@ class Recipe:
     gate_init_std: float = 0.0
     gate_sparsity: float = 0.0
     normalise: Normalise | None = "prior"
-    prior: SamplingMode = "posterior"
+    prior: SamplingMode = "hybrid"
     stop_reference: bool = True
-    reference: Literal["response", "prior"] = "response"
+    reference: Literal["response", "prior"] = "prior"
     values_from: ValuesFrom = "batch"
-    norm_statistics: NormStatistics = "batch"
+    norm_statistics: NormStatistics = "running"
 
     @classmethod
     def faithful(cls) -> Recipe:
@@ -95,7 +98,9 @@ class Recipe:
             gate_init_std=1.0,
             gate_sparsity=0.0,
             normalise=None,
+            prior="posterior",
             stop_reference=True,
+            reference="response",
             values_from="sampler",
             norm_statistics="update",
         )
