@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .errors import NonFiniteError, ShapeError
+from .errors import InvalidTypeError, InvalidValueError, NonFiniteError, ShapeError
 
 
 def is_compiling() -> bool:
@@ -25,7 +25,9 @@ def is_compiling() -> bool:
 def check_latents(x: object, name: str, dim: int | None = None, *, finite: bool = True) -> Tensor:
     """Check that ``x`` is a floating ``(B, dim)`` tensor with finite values and return it."""
     if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (B, n); got {type(x).__name__}")
+        raise InvalidTypeError(
+            f"{name} must be a torch.Tensor of shape (B, n); got {type(x).__name__}"
+        )
     if x.ndim != 2:
         raise ShapeError(
             f"{name} must have shape (B, n) (rank 2); got rank {x.ndim} with shape {tuple(x.shape)}"
@@ -36,7 +38,7 @@ def check_latents(x: object, name: str, dim: int | None = None, *, finite: bool 
             f"(shape {tuple(x.shape)})"
         )
     if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor; got dtype {x.dtype}")
+        raise InvalidTypeError(f"{name} must be a floating-point tensor; got dtype {x.dtype}")
     if finite:
         check_finite(x, name)
     return x
@@ -62,7 +64,7 @@ def check_finite(x: Tensor, name: str, max_shown: int = 5) -> None:
 def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
     """Return ``value`` as an int, raising ``ValueError`` unless it is an integer >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int; got {type(value).__name__}")
+        raise InvalidTypeError(f"{name} must be an int; got {type(value).__name__}")
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}; got {value}")
+        raise InvalidValueError(f"{name} must be >= {minimum}; got {value}")
     return value

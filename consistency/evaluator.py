@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ._checks import check_positive_int
-from .errors import EmptySamplerError
+from .errors import EmptySamplerError, InvalidTypeError, InvalidValueError
 from .functional import (
     hybridise,
     imq_mmd,
@@ -267,20 +267,22 @@ class ConsistencyEvaluator:
         progress: bool = True,
     ) -> None:
         if not isinstance(sampler, AggregatePosterior):
-            raise TypeError(f"sampler must be an AggregatePosterior; got {type(sampler).__name__}")
+            raise InvalidTypeError(
+                f"sampler must be an AggregatePosterior; got {type(sampler).__name__}"
+            )
         if len(sampler) == 0:
             raise EmptySamplerError(
                 "cannot build a ConsistencyEvaluator on an empty AggregatePosterior: "
                 "call sampler.update(encoder_means) over the data first"
             )
         if isinstance(n_samples, int) and not isinstance(n_samples, bool) and n_samples < 2:
-            raise ValueError(
+            raise InvalidValueError(
                 f"n_samples must be >= 2 (standard deviations need two samples); got {n_samples}"
             )
         if convention not in ("spec", "authors"):
-            raise ValueError(f'convention must be "spec" or "authors"; got {convention!r}')
+            raise InvalidValueError(f'convention must be "spec" or "authors"; got {convention!r}')
         if xblock is not None and xblock.n != sampler.dim:
-            raise ValueError(
+            raise InvalidValueError(
                 f"xblock has n = {xblock.n} units but the sampler has dim = {sampler.dim}"
             )
         self.encoder, self.decoder, self.sampler, self.xblock = encoder, decoder, sampler, xblock
@@ -457,7 +459,7 @@ class ConsistencyEvaluator:
     def traversal_grid(self, dim: int, steps: int = 20) -> Tensor:
         """``steps`` values spanning ``Q(N_dim)``: its quantiles from 0 to 1, ``(steps,)``."""
         if not 0 <= dim < self.n:
-            raise ValueError(f"dim must lie in [0, {self.n}); got {dim}")
+            raise InvalidValueError(f"dim must lie in [0, {self.n}); got {dim}")
         check_positive_int(steps, "steps", 2)
         bank = self.sampler.bank[:, dim].double()
         q = torch.linspace(0, 1, steps, dtype=torch.float64, device=bank.device)

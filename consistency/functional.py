@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .errors import InvalidValueError, ShapeError
+
 __all__ = [
     "equivariance_penalty",
     "frechet_distance",
@@ -40,6 +42,14 @@ def _per_dim_scale(variance: Tensor) -> Tensor:
     return torch.maximum(v, 1e-6 * v.mean() + torch.finfo(v.dtype).tiny)
 
 
+def _check_pair(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
+    if a.ndim != 2 or a.shape != b.shape:
+        raise ShapeError(
+            f"{name_a} and {name_b} must both have shape (R, n) and agree; got "
+            f"{tuple(a.shape)} and {tuple(b.shape)}"
+        )
+
+
 def invariance_penalty(
     reference: Tensor, intervened: Tensor, dims: Tensor, scale: Tensor | None = None
 ) -> Tensor:
@@ -64,6 +74,12 @@ def invariance_penalty(
         >>> invariance_penalty(torch.zeros(1, 2), torch.tensor([[5.0, 2.0]]), torch.tensor([0]))
         tensor(2.)
     """
+    _check_pair(reference, intervened, "reference", "intervened")
+    if dims.shape != reference.shape[:1]:
+        raise ShapeError(
+            f"dims must have shape (R,) = ({reference.shape[0]},) to match reference; "
+            f"got {tuple(dims.shape)}"
+        )
     diff = (_wide(intervened) - _wide(reference)).square()
     if scale is not None:
         diff = diff / _per_dim_scale(scale)
@@ -91,6 +107,7 @@ def equivariance_penalty(
         >>> equivariance_penalty(torch.zeros(1, 4), torch.ones(1, 4), n=2)
         tensor(2.)
     """
+    _check_pair(causes, causes_back, "causes", "causes_back")
     diff = (_wide(causes_back) - _wide(causes)).square()
     if scale is None:
         return diff.sum(dim=1).mean() / n
@@ -185,7 +202,7 @@ def imq_mmd(x: Tensor, y: Tensor, scale: float | None = None) -> Tensor:
     x, y = x.double(), y.double()
     p, q = x.shape[0], y.shape[0]
     if p < 2 or q < 2:
-        raise ValueError(f"imq_mmd needs at least 2 samples on each side; got {p} and {q}")
+        raise InvalidValueError(f"imq_mmd needs at least 2 samples on each side; got {p} and {q}")
     c = scale if scale is not None else 2.0 * x.shape[1] * float(x.var(0).mean())
     if c <= 0:
         return x.new_zeros(())
@@ -235,12 +252,12 @@ def frechet_distance(features_a: Tensor, features_b: Tensor) -> Tensor:
         True
     """
     if features_a.ndim != 2 or features_b.ndim != 2 or features_a.shape[1] != features_b.shape[1]:
-        raise ValueError(
+        raise InvalidValueError(
             f"features must be (P, d) and (Q, d) with the same d; got {tuple(features_a.shape)} "
             f"and {tuple(features_b.shape)}"
         )
     if features_a.shape[0] < 2 or features_b.shape[0] < 2:
-        raise ValueError("frechet_distance needs at least 2 samples on each side")
+        raise InvalidValueError("frechet_distance needs at least 2 samples on each side")
     a, b = features_a.double(), features_b.double()
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = torch.cov(a.T).reshape(a.shape[1], -1), torch.cov(b.T).reshape(b.shape[1], -1)

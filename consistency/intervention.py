@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from ._checks import check_latents, is_compiling
-from .errors import ShapeError
+from .errors import InvalidTypeError, ShapeError
 
 __all__ = ["intervene"]
 
@@ -42,7 +42,7 @@ def intervene(noise: Tensor, dims: Tensor | int, values: Tensor | float) -> Tens
         dims_t = torch.full((batch,), dims % n, dtype=torch.long, device=noise.device)
     else:
         if not isinstance(dims, Tensor) or dims.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"dims must be an int or an integer tensor (B,); got {dims!r}")
+            raise InvalidTypeError(f"dims must be an int or an integer tensor (B,); got {dims!r}")
         if dims.ndim != 1 or dims.shape[0] != batch:
             raise ShapeError(
                 f"dims must have shape (B,) = ({batch},) to match noise; got {tuple(dims.shape)}"

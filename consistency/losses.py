@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from ._checks import check_latents, check_positive_int
 from .encoding import posterior_mean
-from .errors import ShapeError
+from .errors import InvalidTypeError, InvalidValueError, ShapeError
 from .functional import (
     equivariance_penalty,
     hybridise,
@@ -58,16 +58,20 @@ class _ConsistencyLoss(nn.Module):
     ) -> None:
         super().__init__()
         if reference not in ("response", "prior"):
-            raise ValueError(f'reference must be "response" or "prior"; got {reference!r}')
+            raise InvalidValueError(f'reference must be "response" or "prior"; got {reference!r}')
         self.reference: Reference = reference
         if normalise not in ("prior", "response", None):
-            raise ValueError(f'normalise must be "prior", "response" or None; got {normalise!r}')
+            raise InvalidValueError(
+                f'normalise must be "prior", "response" or None; got {normalise!r}'
+            )
         if dims not in ("random", "all"):
-            raise ValueError(f'dims must be "random" or "all"; got {dims!r}')
+            raise InvalidValueError(f'dims must be "random" or "all"; got {dims!r}')
         if values_from not in ("sampler", "batch"):
-            raise ValueError(f'values_from must be "sampler" or "batch"; got {values_from!r}')
+            raise InvalidValueError(
+                f'values_from must be "sampler" or "batch"; got {values_from!r}'
+            )
         if sampler is not None and not isinstance(sampler, AggregatePosterior):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"sampler must be an AggregatePosterior or None; got {type(sampler).__name__}"
             )
         self._refs = (encoder, decoder, sampler)
@@ -120,7 +124,7 @@ class _ConsistencyLoss(nn.Module):
                 return uniform_box(latents, latents.shape[0], self.generator), source
             return latents, source
         if sampler is None:
-            raise ValueError(
+            raise InvalidValueError(
                 "no latents were given and the loss has no sampler to draw prior samples from"
             )
         k = self.n_samples if self.n_samples is not None else min(len(sampler), 128) or 1
@@ -160,9 +164,11 @@ class _ConsistencyLoss(nn.Module):
         if responses is not None:
             responses = posterior_mean(responses)
             if latents is None:
-                raise ValueError("responses= needs the latents they respond to; pass latents too")
+                raise InvalidValueError(
+                    "responses= needs the latents they respond to; pass latents too"
+                )
             if self.prior != "posterior":
-                raise ValueError(
+                raise InvalidValueError(
                     f"responses= are the responses to the latents themselves, but with "
                     f"prior={self.prior!r} the prior samples are {self.prior} draws made from the "
                     "latents, whose responses the loss computes: do not pass responses="
@@ -172,7 +178,7 @@ class _ConsistencyLoss(nn.Module):
                     f"responses must have the latents' shape {tuple(prior.shape)}; got {tuple(responses.shape)}"
                 )
         if self.normalise is not None and prior.shape[0] < 2:
-            raise ValueError(
+            raise InvalidValueError(
                 f"normalise={self.normalise!r} divides by variances over the prior samples, which "
                 f"needs at least 2 of them; got {prior.shape[0]} (pass more latents, or "
                 "normalise=None)"
@@ -336,7 +342,7 @@ class EquivarianceLoss(_ConsistencyLoss):
             generator=generator,
         )
         if xblock is not None and not isinstance(xblock, XBlock):
-            raise TypeError(f"xblock must be an XBlock or None; got {type(xblock).__name__}")
+            raise InvalidTypeError(f"xblock must be an XBlock or None; got {type(xblock).__name__}")
         self._xblock = (xblock,)
 
     @property

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .errors import InvalidValueError
+
 __all__ = ["NormStatistics", "evaluation_mode", "frozen_batchnorm"]
 
 NormStatistics = Literal["running", "batch", "update"]
@@ -67,7 +69,9 @@ def frozen_batchnorm(*modules: nn.Module, statistics: NormStatistics = "running"
         (True, True)
     """
     if statistics not in ("running", "batch", "update"):
-        raise ValueError(f'statistics must be "running", "batch" or "update"; got {statistics!r}')
+        raise InvalidValueError(
+            f'statistics must be "running", "batch" or "update"; got {statistics!r}'
+        )
     norms = [m for root in modules for m in root.modules() if isinstance(m, _BatchNorm)]
     if statistics == "update" or not norms:
         yield

@@ -22,6 +22,7 @@ except ImportError as err:  # pragma: no cover - exercised only without matplotl
         "consistency.plots needs matplotlib: pip install 'interventional-consistency[examples]'"
     ) from err
 
+from .errors import InvalidValueError
 from .evaluator import ConsistencyEvaluator, ConsistencyReport, evaluation_mode
 from .intervention import intervene
 
@@ -83,7 +84,9 @@ def plot_invariance(report: ConsistencyReport) -> Figure:
 def plot_equivariance(report: ConsistencyReport) -> Figure:
     """EQV[m, i] heatmap (the report must come from a model with an XBlock)."""
     if report.equivariance is None:
-        raise ValueError("this report has no equivariance: evaluate with xblock=... to get one")
+        raise InvalidValueError(
+            "this report has no equivariance: evaluate with xblock=... to get one"
+        )
     return plot_score_matrix(report.equivariance, f"equivariance ({report.mode})")
 
 
@@ -94,7 +97,7 @@ def plot_adjacency(source: ConsistencyReport | Any) -> Figure:
     else:
         adj, conf = source.adjacency(), source.gate_confidence()
     if adj is None:
-        raise ValueError("no adjacency: the report was computed without an XBlock")
+        raise InvalidValueError("no adjacency: the report was computed without an XBlock")
     fig = plot_score_matrix(
         adj, f"XBlock gates (confidence {conf:.2f})", xlabel="child", ylabel="parent"
     )
@@ -217,7 +220,7 @@ def plot_double_intervention(
     elif space == "causes":
         block = evaluator.xblock
         if block is None or cause_decoder is None:
-            raise ValueError(
+            raise InvalidValueError(
                 'space="causes" needs an evaluator with xblock=... and cause_decoder=...'
             )
         with evaluation_mode(*evaluator._modules):
@@ -229,7 +232,7 @@ def plot_double_intervention(
                     out.append(cause_decoder(block(n1, intervene=do)))
             images = torch.cat(out)
     else:
-        raise ValueError(f'space must be "noise" or "causes"; got {space!r}')
+        raise InvalidValueError(f'space must be "noise" or "causes"; got {space!r}')
     return _grid(
         images,
         n,

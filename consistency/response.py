@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ._checks import check_latents, check_positive_int
 from .encoding import posterior_mean
-from .errors import ShapeError
+from .errors import EmptySamplerError, InvalidTypeError, InvalidValueError, ShapeError
 from .intervention import intervene
 from .sampler import AggregatePosterior
 
@@ -72,7 +72,7 @@ def response(
     n = noise.shape[1]
     images = _call(decoder, noise, "decoder", f"expected noise of width n = {n}")
     if not isinstance(images, Tensor):
-        raise TypeError(f"the decoder must return a Tensor; got {type(images).__name__}")
+        raise InvalidTypeError(f"the decoder must return a Tensor; got {type(images).__name__}")
     out = posterior_mean(
         _call(encoder, images, "encoder", f"the decoder's output, from noise {tuple(noise.shape)}")
     )
@@ -133,6 +133,24 @@ def draw_interventions(
     """
     prior = check_latents(prior, "prior").detach()
     k = check_positive_int(n_interventions, "n_interventions")
+    if isinstance(values_from, AggregatePosterior):
+        width = values_from.dim
+    elif isinstance(values_from, Tensor):
+        check_latents(values_from, "values_from", finite=False)
+        if values_from.shape[0] == 0:
+            raise EmptySamplerError(
+                "values_from: the bank (M, n) is empty (M = 0); nothing to draw"
+            )
+        width = values_from.shape[1]
+    else:
+        raise InvalidTypeError(
+            "values_from must be an AggregatePosterior or a tensor (M, n); "
+            f"got {type(values_from).__name__}"
+        )
+    if width != prior.shape[1]:
+        raise ShapeError(
+            f"axis 1 (latent width n) of prior is {prior.shape[1]} but values_from has n = {width}"
+        )
     t, n = prior.shape
     device = prior.device
     gen_device = generator.device if generator is not None else device
@@ -142,7 +160,7 @@ def draw_interventions(
         elif dims == "all":
             per_sample = torch.arange(n, device=device).expand(t, n)
         else:
-            raise ValueError(f'dims must be "random", "all" or a LongTensor; got {dims!r}')
+            raise InvalidValueError(f'dims must be "random", "all" or a LongTensor; got {dims!r}')
     else:
         per_sample = dims.to(device=device, dtype=torch.long).expand(t, -1)
     d = per_sample.shape[1]

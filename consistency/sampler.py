@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ._checks import check_latents, check_positive_int
 from ._dist import all_gather_rows
-from .errors import EmptySamplerError, ShapeError
+from .errors import EmptySamplerError, InvalidValueError, ShapeError
 from .functional import hybridise, uniform_box
 
 __all__ = ["SAMPLING_MODES", "AggregatePosterior", "SamplingMode"]
@@ -21,7 +21,7 @@ SAMPLING_MODES: tuple[str, ...] = ("posterior", "hybrid", "uniform")
 
 def _check_mode(mode: object) -> str:
     if mode not in SAMPLING_MODES:
-        raise ValueError(f"mode must be one of {SAMPLING_MODES}; got {mode!r}")
+        raise InvalidValueError(f"mode must be one of {SAMPLING_MODES}; got {mode!r}")
     return str(mode)
 
 
@@ -68,7 +68,7 @@ class AggregatePosterior(nn.Module):
         super().__init__()
         self.dim = check_positive_int(dim, "dim")
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-            raise ValueError(f"capacity must be an int >= 1; got {capacity!r}")
+            raise InvalidValueError(f"capacity must be an int >= 1; got {capacity!r}")
         self.capacity = capacity
         dtype = dtype or torch.get_default_dtype()
         self.register_buffer("bank_buffer", torch.zeros(capacity, dim, device=device, dtype=dtype))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .errors import InvalidTypeError
 from .xblock import XBlock
 
 __all__ = [
@@ -102,7 +103,7 @@ def assert_identity_response_scores_one(report: object, atol: float = 1e-4) -> N
     from .evaluator import ConsistencyReport
 
     if not isinstance(report, ConsistencyReport):
-        raise TypeError(f"expected a ConsistencyReport; got {type(report).__name__}")
+        raise InvalidTypeError(f"expected a ConsistencyReport; got {type(report).__name__}")
     n = report.n
     eye = torch.eye(n, dtype=torch.bool)
     inv = report.invariance
@@ -125,7 +126,7 @@ def assert_reports_close(a: object, b: object, atol: float = 1e-4) -> None:
     from .evaluator import ConsistencyReport
 
     if not (isinstance(a, ConsistencyReport) and isinstance(b, ConsistencyReport)):
-        raise TypeError("expected two ConsistencyReports")
+        raise InvalidTypeError("expected two ConsistencyReports")
     pairs = [
         ("invariance", a.invariance, b.invariance),
         ("self_consistency", a.self_consistency, b.self_consistency),

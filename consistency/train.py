@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from .errors import InvalidValueError, MissingFileError
 from .evaluator import ConsistencyReport, SelfConsistencyTable
 from .models.families import PaperModel
 from .sampler import AggregatePosterior
@@ -92,11 +93,11 @@ class TrainConfig:
             self.tau_schedule = "authors"
             self.anneal_tau = False
         if self.tau_schedule not in TAU_SCHEDULES:
-            raise ValueError(
+            raise InvalidValueError(
                 f"tau_schedule must be one of {TAU_SCHEDULES}; got {self.tau_schedule!r}"
             )
         if not (self.tau_start > 0 and self.tau_end > 0):
-            raise ValueError(
+            raise InvalidValueError(
                 f"tau_start and tau_end must be > 0; got {self.tau_start} and {self.tau_end}"
             )
 
@@ -222,7 +223,7 @@ def tau_at(
     if schedule == "anneal":
         frac = min(1.0, step / (steps - 1)) if steps > 1 else 1.0
         return float(start * (end / start) ** frac)
-    raise ValueError(f"schedule must be one of {TAU_SCHEDULES}; got {schedule!r}")
+    raise InvalidValueError(f"schedule must be one of {TAU_SCHEDULES}; got {schedule!r}")
 
 
 def train(
@@ -248,7 +249,7 @@ def train(
     set_seed(config.seed)
     data = _images(dataset)
     if data.shape[0] == 0:
-        raise ValueError("the training data set is empty")
+        raise InvalidValueError("the training data set is empty")
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     per_epoch = max(1, data.shape[0] // config.batch_size)
@@ -259,7 +260,7 @@ def train(
     ckpt_path = out / CHECKPOINT
     if resume:
         if not ckpt_path.exists():
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+            raise MissingFileError(f"--resume: no checkpoint at {ckpt_path}")
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])

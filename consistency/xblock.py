@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ._checks import check_latents, check_positive_int
-from .errors import ShapeError
+from .errors import InvalidValueError, ShapeError
 
 __all__ = ["GateMovement", "XBlock"]
 
@@ -123,12 +123,12 @@ class XBlock(nn.Module):
         self.n = check_positive_int(n, "n")
         self.unit_size = check_positive_int(unit_size, "unit_size")
         if not tau > 0:
-            raise ValueError(f"tau must be > 0; got {tau}")
+            raise InvalidValueError(f"tau must be > 0; got {tau}")
         self.tau = float(tau)
         self.hard = bool(hard)
         self.hidden = tuple(int(h) for h in hidden)
         if init not in ("xavier", "pytorch"):
-            raise ValueError(f'init must be "xavier" or "pytorch"; got {init!r}')
+            raise InvalidValueError(f'init must be "xavier" or "pytorch"; got {init!r}')
         self.units = nn.ModuleList(
             _mlp(i * self.unit_size + 1, self.hidden, self.unit_size, init) for i in range(self.n)
         )

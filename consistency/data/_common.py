@@ -6,6 +6,8 @@ from pathlib import Path
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..errors import InvalidValueError
+
 
 def default_root() -> Path:
     """``$CONSISTENCY_DATA_DIR`` or ``~/.cache/consistency/data``."""
@@ -18,7 +20,7 @@ class ImageDataset(Dataset[tuple[Tensor, Tensor]]):
 
     def __init__(self, images: Tensor, labels: Tensor) -> None:
         if images.ndim != 4 or labels.shape != (images.shape[0],):
-            raise ValueError(
+            raise InvalidValueError(
                 f"images must be (N, C, H, W) and labels (N,); got {tuple(images.shape)}, {tuple(labels.shape)}"
             )
         self.images, self.labels = images, labels

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ..errors import DataFileError
+from ..errors import DataFileError, InvalidValueError
 from ._common import default_root
 
 __all__ = ["CelebA", "celeba"]
@@ -29,7 +29,7 @@ class CelebA(Dataset[tuple[Tensor, Tensor]]):
         self, root: str | Path | None = None, split: str = "train", size: int = 128
     ) -> None:
         if split not in _SPLITS:
-            raise ValueError(f"split must be one of {tuple(_SPLITS)}; got {split!r}")
+            raise InvalidValueError(f"split must be one of {tuple(_SPLITS)}; got {split!r}")
         try:
             from PIL import Image  # noqa: F401
         except ImportError as err:  # pragma: no cover

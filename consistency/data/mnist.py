@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import DataFileError
+from ..errors import DataFileError, InvalidValueError
 from ._common import ImageDataset, default_root
 
 __all__ = ["MNIST_FILES", "mnist", "read_idx"]
@@ -124,7 +124,7 @@ def _download(name: str, target: Path) -> None:
         tmp.write_bytes(blob)
         shutil.move(str(tmp), str(target / f"{name}.gz"))
         return
-    raise OSError("; ".join(errors))
+    raise DataFileError(f"could not download {name}: " + "; ".join(errors))
 
 
 def mnist(
@@ -149,7 +149,7 @@ def mnist(
             searched, and how to point the examples at existing files), or corrupt.
     """
     if split not in _SPLITS:
-        raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
+        raise InvalidValueError(f"split must be 'train' or 'test'; got {split!r}")
     root = Path(root) if root is not None else default_root()
     folders = [root / "MNIST" / "raw", root]
     image_name, label_name, count = _SPLITS[split]

@@ -32,6 +32,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..errors import InvalidValueError
+
 __all__ = ["FACTOR_NAMES", "CausalScene", "SceneDataset"]
 
 FACTOR_NAMES: tuple[str, ...] = (
@@ -67,7 +69,7 @@ class CausalScene:
 
     def __init__(self, size: int = 28, seed: int = 0) -> None:
         if size < 16:
-            raise ValueError(f"size must be >= 16 pixels; got {size}")
+            raise InvalidValueError(f"size must be >= 16 pixels; got {size}")
         self.size = int(size)
         self.rng = np.random.default_rng(seed)
 
@@ -96,10 +98,14 @@ class CausalScene:
         """A factor's index from its name or index."""
         if isinstance(factor, str):
             if factor not in FACTOR_NAMES:
-                raise ValueError(f"unknown factor {factor!r}; expected one of {FACTOR_NAMES}")
+                raise InvalidValueError(
+                    f"unknown factor {factor!r}; expected one of {FACTOR_NAMES}"
+                )
             return FACTOR_NAMES.index(factor)
         if not 0 <= factor < len(FACTOR_NAMES):
-            raise ValueError(f"factor index must lie in [0, {len(FACTOR_NAMES)}); got {factor}")
+            raise InvalidValueError(
+                f"factor index must lie in [0, {len(FACTOR_NAMES)}); got {factor}"
+            )
         return int(factor)
 
     # ------------------------------------------------------------------ SCM

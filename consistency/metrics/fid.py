@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ..encoding import posterior_mean
+from ..errors import InvalidValueError
 from ..evaluator import ConsistencyEvaluator, evaluation_mode
 from ..functional import frechet_distance
 from ..intervention import intervene
@@ -45,7 +46,7 @@ def sample_quality(
     restored afterwards)."""
     b = images.shape[0]
     if b < 2:
-        raise ValueError(f"sample_quality needs at least 2 images; got {b}")
+        raise InvalidValueError(f"sample_quality needs at least 2 images; got {b}")
     g = evaluator.generator
     with evaluation_mode(feature_net, *evaluator._modules):
         real = _features(feature_net, images, batch_size)

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from ..encoding import posterior_mean
+from ..errors import InvalidValueError
 
 __all__ = [
     "DataInvariance",
@@ -94,7 +95,7 @@ def match_latents(latents: Tensor, factors: Tensor) -> Matching:
         ([1, 2, 0], 1.0)
     """
     if latents.ndim != 2 or factors.ndim != 2 or latents.shape[0] != factors.shape[0]:
-        raise ValueError(
+        raise InvalidValueError(
             f"latents (N, n) and factors (N, F) must share N; got {tuple(latents.shape)} and {tuple(factors.shape)}"
         )
     z = latents.detach().double().cpu()
@@ -228,9 +229,9 @@ def random_dag_shd(
     f = true.shape[0]
     possible = f * (f - 1) // 2
     if not 0 <= n_edges <= possible:
-        raise ValueError(f"n_edges must lie in [0, {possible}] for {f} nodes; got {n_edges}")
+        raise InvalidValueError(f"n_edges must lie in [0, {possible}] for {f} nodes; got {n_edges}")
     if samples < 1:
-        raise ValueError(f"samples must be >= 1; got {samples}")
+        raise InvalidValueError(f"samples must be >= 1; got {samples}")
     rows, cols = torch.triu_indices(f, f, offset=1)
     keys = torch.rand(samples, possible, generator=generator)
     chosen = keys.argsort(dim=1)[:, :n_edges]  # n_edges distinct pairs per sample

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ..encoding import posterior_mean
+from ..errors import InvalidTypeError, InvalidValueError
 from ..evaluator import ConsistencyEvaluator
 from ..losses import EquivarianceLoss, InvarianceLoss, Normalise, ValuesFrom
 from ..modes import NormStatistics, frozen_batchnorm
@@ -191,15 +192,15 @@ class PaperModel(nn.Module):
     ) -> None:
         super().__init__()
         if recipe is not None and faithful:
-            raise ValueError("pass either recipe= or faithful=True, not both")
+            raise InvalidValueError("pass either recipe= or faithful=True, not both")
         recipe = Recipe.faithful() if faithful else (recipe if recipe is not None else Recipe())
         if not isinstance(recipe, Recipe):
-            raise TypeError(f"recipe must be a Recipe; got {type(recipe).__name__}")
+            raise InvalidTypeError(f"recipe must be a Recipe; got {type(recipe).__name__}")
         self.recipe = recipe
         if family not in FAMILIES:
-            raise ValueError(f"family must be one of {FAMILIES}; got {family!r}")
+            raise InvalidValueError(f"family must be one of {FAMILIES}; got {family!r}")
         if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}; got {variant!r}")
+            raise InvalidValueError(f"variant must be one of {VARIANTS}; got {variant!r}")
         self.family, self.variant, self.preset = family, variant, preset
         self.beta, self.rho = float(beta), float(rho)
         self.stochastic = family in ("VAE", "AVAE")
@@ -362,5 +363,5 @@ def build_model(family: str, preset: str, variant: str = "plain", **kw: Any) -> 
             trained, ``faithful=True`` for the paper's exact architecture (Table 4 counts).
     """
     if preset not in PRESETS:
-        raise ValueError(f"preset must be one of {tuple(PRESETS)}; got {preset!r}")
+        raise InvalidValueError(f"preset must be one of {tuple(PRESETS)}; got {preset!r}")
     return PaperModel(family, PRESETS[preset], variant, **kw)  # type: ignore[arg-type]

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..errors import ShapeError
+from ..errors import InvalidValueError, ShapeError
 
 __all__ = [
     "PAPER_PARAMETER_COUNTS",
@@ -91,7 +91,7 @@ PAPER_PARAMETER_COUNTS: dict[tuple[str, str, str], int] = {
 def pool_positions(depth: int, pools: int) -> set[int]:
     """Indices of the blocks (0-based) followed by a pool: ``pools`` of ``depth``, evenly spaced."""
     if not 0 <= pools <= depth:
-        raise ValueError(f"pools must lie in [0, depth={depth}]; got {pools}")
+        raise InvalidValueError(f"pools must lie in [0, depth={depth}]; got {pools}")
     return {round((k + 1) * depth / pools) - 1 for k in range(pools)}
 
 
@@ -119,7 +119,7 @@ def _feature_size(image_size: int, pools: int) -> int:
     for _ in range(pools):
         size //= 2
     if size < 1:
-        raise ValueError(f"{pools} pools reduce a {image_size}px image below 1 pixel")
+        raise InvalidValueError(f"{pools} pools reduce a {image_size}px image below 1 pixel")
     return size
 
 
@@ -208,7 +208,7 @@ class ConvDecoder(nn.Module):
         elif output_block == "conv":
             self.out_block = nn.Conv2d(channels, channels, 3, padding=1)
         else:
-            raise ValueError(f'output_block must be "conv" or "paper"; got {output_block!r}')
+            raise InvalidValueError(f'output_block must be "conv" or "paper"; got {output_block!r}')
         self.output_block = output_block
         _xavier(self)
 
