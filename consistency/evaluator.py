@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_positive_int
+from ._checks import check_positive_int, resolve_generate, warn_if_xblock_skipped
 from .errors import EmptySamplerError, InvalidTypeError, InvalidValueError
 from .functional import (
     hybridise,
@@ -26,171 +23,14 @@ from .functional import (
 )
 from .intervention import intervene
 from .modes import evaluation_mode
+from .report import ConsistencyReport, SelfConsistencyTable
 from .response import Decoder, Encoder, response
 from .sampler import AggregatePosterior, _check_mode
-from .xblock import GateMovement, XBlock
+from .xblock import XBlock
 
 __all__ = ["ConsistencyEvaluator", "ConsistencyReport", "SelfConsistencyTable"]
 
 Convention = Literal["spec", "authors"]
-
-
-def _fmt(x: float) -> str:
-    return "  nan" if math.isnan(x) else f"{x:5.2f}"
-
-
-def _matrix_str(name: str, m: Tensor) -> list[str]:
-    n = m.shape[0]
-    lines = [
-        f"{name} [row m = intervened, column i = response]",
-        "      " + " ".join(f"{i:>5d}" for i in range(n)),
-    ]
-    lines += [f"{r:>5d} " + " ".join(_fmt(float(v)) for v in m[r]) for r in range(n)]
-    return lines
-
-
-@dataclass
-class ConsistencyReport:
-    """Scores of one evaluation (docs/method.md, "Consistency scores").
-
-    Attributes:
-        mode: prior sampling mode used.
-        convention: ``"spec"`` or ``"authors"``.
-        invariance: ``(n, n)`` INV[m, i]; 1 off the diagonal is perfect.
-        equivariance: ``(n, n)`` EQV[m, i], or ``None`` without an XBlock.
-        self_consistency: ``(n,)`` SCN[i].
-        collapsed: dimensions whose diagonal invariance exceeds ``collapse_threshold``.
-        collapse_threshold: the threshold used (default 0.9).
-        mmd_hybrid: IMQ-kernel squared MMD between the posterior bank and its hybridised version.
-        adjacency: ``(n, n)`` XBlock gates (row parent, column child) or ``None``.
-        edge_density: share of possible edges with gate > 0.5, or ``None``.
-        gate_confidence: mean ``|2A - 1|`` over possible edges, or ``None``.
-        gate_movement: how far the gate logits moved from their initial values and how many
-            edge decisions changed (:meth:`~consistency.XBlock.gate_movement`), or ``None``: a
-            confident graph whose logits never moved is its initialisation.
-        mean_invariance: mean off-diagonal invariance (NaNs ignored).
-        mean_equivariance: mean equivariance, or ``None``.
-        mean_self_consistency: mean self-consistency.
-        n_samples, n_interventions: Monte-Carlo sizes.
-    """
-
-    mode: str
-    convention: str
-    invariance: Tensor
-    equivariance: Tensor | None
-    self_consistency: Tensor
-    collapsed: list[int]
-    collapse_threshold: float
-    mmd_hybrid: float
-    adjacency: Tensor | None
-    edge_density: float | None
-    gate_confidence: float | None
-    gate_movement: GateMovement | None
-    mean_invariance: float
-    mean_equivariance: float | None
-    mean_self_consistency: float
-    n_samples: int
-    n_interventions: int
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def n(self) -> int:
-        return int(self.invariance.shape[0])
-
-    @property
-    def graph_undecided(self) -> bool:
-        """Whether the XBlock's gates are too close to 0.5 for a graph to mean anything (< 0.5)."""
-        return self.gate_confidence is not None and self.gate_confidence < 0.5
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict (tensors as nested lists, NaN as ``None``)."""
-
-        def clean(v: Any) -> Any:
-            if isinstance(v, Tensor):
-                return clean(v.detach().cpu().double().tolist())
-            if isinstance(v, float):
-                return None if math.isnan(v) else v
-            if isinstance(v, tuple) and hasattr(v, "_asdict"):  # NamedTuples as dicts
-                return clean(dict(v._asdict()))
-            if isinstance(v, list):
-                return [clean(x) for x in v]
-            if isinstance(v, dict):
-                return {k: clean(x) for k, x in v.items()}
-            return v
-
-        return {k: clean(v) for k, v in asdict(self).items()}
-
-    def save(self, directory: str | Path, figures: bool = True) -> Path:
-        """Write ``report.json`` (and the heatmaps as PNG when matplotlib is installed) to ``directory``."""
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "report.json").write_text(json.dumps(self.to_dict(), indent=2))
-        (out / "report.txt").write_text(str(self) + "\n")
-        if figures:
-            try:
-                from . import plots
-            except ImportError:
-                warnings.warn(
-                    "matplotlib is not installed: report saved without figures", stacklevel=2
-                )
-            else:
-                plots.save_report_figures(self, out)
-        return out
-
-    def __str__(self) -> str:
-        lines = [
-            f"ConsistencyReport(mode={self.mode!r}, convention={self.convention!r}, n={self.n}, "
-            f"samples={self.n_samples}, interventions/dim={self.n_interventions})",
-            f"  mean off-diagonal invariance : {_fmt(self.mean_invariance)}",
-        ]
-        if self.mean_equivariance is not None:
-            lines.append(f"  mean equivariance            : {_fmt(self.mean_equivariance)}")
-        lines += [
-            f"  mean self-consistency        : {_fmt(self.mean_self_consistency)}",
-            "  self-consistency per dim     : "
-            + " ".join(_fmt(float(v)) for v in self.self_consistency),
-            f"  collapsed dims (diag INV > {self.collapse_threshold}): {self.collapsed or 'none'}",
-            f"  noise independence MMD^2     : {self.mmd_hybrid:.4g}",
-        ]
-        if self.edge_density is not None:
-            note = (
-                " (UNDECIDED: gates near 0.5, the graph is noise)" if self.graph_undecided else ""
-            )
-            lines.append(
-                f"  XBlock edge density          : {self.edge_density:.2f}, gate confidence "
-                f"{self.gate_confidence:.2f}{note}"
-            )
-            if self.gate_movement is not None:
-                moved = self.gate_movement
-                lines.append(
-                    f"  gate logits since init       : moved {moved.mean_shift:.3f} on average "
-                    f"(max {moved.max_shift:.3f}); {moved.flipped} of {moved.possible} edge "
-                    "decisions changed"
-                )
-        lines += _matrix_str("invariance", self.invariance)
-        if self.equivariance is not None:
-            lines += _matrix_str("equivariance", self.equivariance)
-        return "\n".join(lines)
-
-
-@dataclass
-class SelfConsistencyTable:
-    """Self-consistency under several sampling modes: the paper's Table 2 row for one model.
-
-    Attributes:
-        modes: the sampling modes, one per row.
-        values: ``(len(modes), n)`` SCN per mode and dimension.
-    """
-
-    modes: tuple[str, ...]
-    values: Tensor
-
-    def means(self) -> dict[str, float]:
-        """Mean self-consistency per mode."""
-        return {m: float(v.nanmean()) for m, v in zip(self.modes, self.values)}
-
-    def __str__(self) -> str:
-        return "\n".join(f"{m:>9s}: {_fmt(v)}" for m, v in self.means().items())
 
 
 def _modules(*objs: object) -> list[nn.Module]:
@@ -227,10 +67,12 @@ class ConsistencyEvaluator:
 
     Args:
         encoder: images -> posterior (anything :func:`~consistency.posterior_mean` reads).
-        decoder: noise -> images, the whole generative map (XBlock included).
+        generate: noise -> images, the whole generative map (XBlock included); a callable
+            that skips the ``xblock`` given gets a warning. ``decoder=`` is a deprecated keyword
+            for it.
         sampler: the aggregate posterior, filled with encoder means of the data.
         xblock: the model's XBlock: enables equivariance (cause space) and the graph.
-        model: a module to put in eval mode as well (e.g. when ``decoder`` is a lambda).
+        model: a module to put in eval mode as well (e.g. when ``generate`` is a lambda).
         n_samples: prior samples ``T`` (>= 2).
         n_interventions: interventions ``K`` per dimension.
         batch_size: largest batch sent through the networks.
@@ -253,9 +95,10 @@ class ConsistencyEvaluator:
     def __init__(
         self,
         encoder: Encoder,
-        decoder: Decoder,
-        sampler: AggregatePosterior,
+        generate: Decoder | None = None,
+        sampler: AggregatePosterior | None = None,
         *,
+        decoder: Decoder | None = None,
         xblock: XBlock | None = None,
         model: nn.Module | None = None,
         n_samples: int = 1000,
@@ -266,6 +109,7 @@ class ConsistencyEvaluator:
         generator: torch.Generator | None = None,
         progress: bool = True,
     ) -> None:
+        generate = resolve_generate(generate, decoder, "ConsistencyEvaluator")
         if not isinstance(sampler, AggregatePosterior):
             raise InvalidTypeError(
                 f"sampler must be an AggregatePosterior; got {type(sampler).__name__}"
@@ -285,7 +129,10 @@ class ConsistencyEvaluator:
             raise InvalidValueError(
                 f"xblock has n = {xblock.n} units but the sampler has dim = {sampler.dim}"
             )
-        self.encoder, self.decoder, self.sampler, self.xblock = encoder, decoder, sampler, xblock
+        if xblock is not None:
+            warn_if_xblock_skipped(generate, xblock, "ConsistencyEvaluator")
+        self.encoder, self.sampler, self.xblock = encoder, sampler, xblock
+        self.generate_fn: Decoder = generate
         self.n_samples = check_positive_int(n_samples, "n_samples", 2)
         self.n_interventions = check_positive_int(n_interventions, "n_interventions")
         self.batch_size = check_positive_int(batch_size, "batch_size")
@@ -293,17 +140,33 @@ class ConsistencyEvaluator:
         self.convention: Convention = convention
         self.generator = generator
         self.progress = progress
-        self._modules = _modules(encoder, decoder, model, xblock)
+        self._modules = _modules(encoder, generate, model, xblock)
 
     @property
     def n(self) -> int:
         return self.sampler.dim
 
-    def _mode(self) -> contextlib.AbstractContextManager[None]:
+    @property
+    def decoder(self) -> Decoder:
+        """Deprecated name of the generative map (:meth:`generate` runs it in chunks)."""
+        return self.generate_fn
+
+    def evaluation_mode(self) -> contextlib.AbstractContextManager[None]:
+        """A context with every module the evaluator knows (encoder, generator, XBlock, ``model``)
+        in eval mode, restored on exit."""
         return evaluation_mode(*self._modules)
 
+    def _mode(self) -> contextlib.AbstractContextManager[None]:
+        return self.evaluation_mode()
+
+    def generate(self, noise: Tensor) -> Tensor:
+        """Images for noise ``(B, n)`` through the generative map, in chunks of ``batch_size``,
+        without gradients and in eval mode."""
+        with torch.no_grad(), self.evaluation_mode():
+            return torch.cat([self.generate_fn(c) for c in noise.split(self.batch_size)])
+
     def _respond(self, noise: Tensor) -> Tensor:
-        return response(self.encoder, self.decoder, noise, max_batch=self.batch_size).to(
+        return response(self.encoder, self.generate_fn, noise, max_batch=self.batch_size).to(
             noise.dtype
         )
 

@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_latents, check_positive_int
+from ._checks import check_latents, check_positive_int, resolve_generate, warn_if_xblock_skipped
 from .encoding import posterior_mean
 from .errors import InvalidTypeError, InvalidValueError, ShapeError
 from .functional import (
@@ -41,9 +41,10 @@ class _ConsistencyLoss(nn.Module):
     def __init__(
         self,
         encoder: Encoder,
-        decoder: Decoder,
-        sampler: AggregatePosterior | None,
+        generate: Decoder | None = None,
+        sampler: AggregatePosterior | None = None,
         *,
+        decoder: Decoder | None = None,
         dims: Dims = "random",
         n_interventions: int = 1,
         prior: str = "posterior",
@@ -74,7 +75,8 @@ class _ConsistencyLoss(nn.Module):
             raise InvalidTypeError(
                 f"sampler must be an AggregatePosterior or None; got {type(sampler).__name__}"
             )
-        self._refs = (encoder, decoder, sampler)
+        generate = resolve_generate(generate, decoder, type(self).__name__)
+        self._refs = (encoder, generate, sampler)
         self.dims: Dims = dims
         self.n_interventions = check_positive_int(n_interventions, "n_interventions")
         self.prior = _check_mode(prior)
@@ -91,7 +93,13 @@ class _ConsistencyLoss(nn.Module):
         return self._refs[0]
 
     @property
+    def generate(self) -> Decoder:
+        """The generative map noise -> images (XBlock included)."""
+        return self._refs[1]
+
+    @property
     def decoder(self) -> Decoder:
+        """Deprecated name of :attr:`generate`."""
         return self._refs[1]
 
     @property
@@ -107,7 +115,7 @@ class _ConsistencyLoss(nn.Module):
         )
 
     def _response(self, noise: Tensor) -> Tensor:
-        return response(self.encoder, self.decoder, noise, max_batch=self.max_batch)
+        return response(self.encoder, self.generate, noise, max_batch=self.max_batch)
 
     def _prior_samples(self, latents: Tensor | None) -> tuple[Tensor, AggregatePosterior | Tensor]:
         """Prior samples ``(T, n)`` and where intervention values come from."""
@@ -209,7 +217,8 @@ class InvarianceLoss(_ConsistencyLoss):
 
     Args:
         encoder: images -> posterior (tensor, ``(mean, logvar)``, distribution, ...).
-        decoder: noise ``(B, n)`` -> images; the whole generative map (XBlock included).
+        generate: noise ``(B, n)`` -> images; the whole generative map (XBlock included).
+            ``decoder=`` is a deprecated keyword for it.
         sampler: the aggregate posterior: prior samples are drawn from it when no latents are
             passed (intervention values too, then); see ``values_from`` otherwise.
         dims: ``"random"`` (one dimension per sample, an unbiased estimate) or ``"all"``
@@ -291,7 +300,8 @@ class EquivarianceLoss(_ConsistencyLoss):
     decode+encode of the intervened samples.
 
     Args:
-        xblock: the model's XBlock ``S`` (the ``decoder`` still maps noise to images through it).
+        xblock: the model's XBlock ``S`` (``generate`` still maps noise to images through it; a ``generate`` that
+            skips it gets a warning).
         stop_reference: treat :math:`S(\tilde N)` as a fixed target (no gradient).
         normalise: divide each unit's squared distance by a variance of cause unit ``i``
             (detached): ``"prior"`` (default): of :math:`S(N)` over the prior samples;
@@ -311,9 +321,10 @@ class EquivarianceLoss(_ConsistencyLoss):
     def __init__(
         self,
         encoder: Encoder,
-        decoder: Decoder,
-        sampler: AggregatePosterior | None,
+        generate: Decoder | None = None,
+        sampler: AggregatePosterior | None = None,
         *,
+        decoder: Decoder | None = None,
         xblock: XBlock | None = None,
         dims: Dims = "random",
         n_interventions: int = 1,
@@ -328,8 +339,9 @@ class EquivarianceLoss(_ConsistencyLoss):
     ) -> None:
         super().__init__(
             encoder,
-            decoder,
+            generate,
             sampler,
+            decoder=decoder,
             dims=dims,
             n_interventions=n_interventions,
             prior=prior,
@@ -343,6 +355,8 @@ class EquivarianceLoss(_ConsistencyLoss):
         )
         if xblock is not None and not isinstance(xblock, XBlock):
             raise InvalidTypeError(f"xblock must be an XBlock or None; got {type(xblock).__name__}")
+        if xblock is not None:
+            warn_if_xblock_skipped(self.generate, xblock, type(self).__name__)
         self._xblock = (xblock,)
 
     @property

@@ -23,8 +23,9 @@ except ImportError as err:  # pragma: no cover - exercised only without matplotl
     ) from err
 
 from .errors import InvalidValueError
-from .evaluator import ConsistencyEvaluator, ConsistencyReport, evaluation_mode
+from .evaluator import ConsistencyEvaluator
 from .intervention import intervene
+from .report import ConsistencyReport
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -160,8 +161,7 @@ def _grid(
 
 
 def _decode(evaluator: ConsistencyEvaluator, noise: Tensor) -> Tensor:
-    with evaluation_mode(*evaluator._modules):
-        return torch.cat([evaluator.decoder(c) for c in noise.split(evaluator.batch_size)])
+    return evaluator.generate(noise)
 
 
 def plot_latent_traversals(
@@ -223,7 +223,7 @@ def plot_double_intervention(
             raise InvalidValueError(
                 'space="causes" needs an evaluator with xblock=... and cause_decoder=...'
             )
-        with evaluation_mode(*evaluator._modules):
+        with evaluator.evaluation_mode():
             z2, z3 = block.causes(n2)[0], block.causes(n3)[0]
             out = []
             for i in range(n):
@@ -249,8 +249,8 @@ def plot_reconstructions_and_samples(
     from .encoding import posterior_mean
 
     x = images[:n_show]
-    with evaluation_mode(*evaluator._modules):
-        recon = evaluator.decoder(posterior_mean(evaluator.encoder(x)))
+    with evaluator.evaluation_mode():
+        recon = evaluator.generate_fn(posterior_mean(evaluator.encoder(x)))
     samples = _decode(
         evaluator, evaluator.sampler.sample(x.shape[0], "hybrid", generator=evaluator.generator)
     )

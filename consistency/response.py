@@ -32,19 +32,20 @@ def _call(fn: Callable[[Tensor], Any], x: Tensor, what: str, hint: str) -> Any:
 
 
 def response(
-    encoder: Encoder, decoder: Decoder, noise: Tensor, *, max_batch: int | None = None
+    encoder: Encoder, generate: Decoder, noise: Tensor, *, max_batch: int | None = None
 ) -> Tensor:
     r"""The response map :math:`R(N) = \mathbb{E}[E(G(N))]`, noise to noise.
 
     .. math:: R = E \circ G, \qquad G = D \circ S
 
-    ``decoder`` is the whole generative map from noise to images (for a model with an XBlock,
-    ``lambda n: model.decoder(model.latent(n))``); the encoder's output goes through
+    ``generate`` is the whole generative map from noise to images (for a model with an XBlock,
+    ``model.generate`` or ``lambda n: model.decoder(model.latent(n))``, not the decoder alone);
+    the encoder's output goes through
     :func:`~consistency.posterior_mean`, so stochastic encoders contribute their mean.
 
     Args:
         encoder: images ``(B, *x)`` -> posterior (anything ``posterior_mean`` reads) of width n.
-        decoder: noise ``(B, n)`` -> images ``(B, *x)``.
+        generate: noise ``(B, n)`` -> images ``(B, *x)``.
         noise: ``(B, n)``.
         max_batch: run the networks in chunks of at most this many rows (``None``: one batch).
 
@@ -67,10 +68,10 @@ def response(
     check_latents(noise, "noise", finite=False)
     if max_batch is not None and noise.shape[0] > check_positive_int(max_batch, "max_batch"):
         return torch.cat(
-            [response(encoder, decoder, chunk) for chunk in noise.split(max_batch)], dim=0
+            [response(encoder, generate, chunk) for chunk in noise.split(max_batch)], dim=0
         )
     n = noise.shape[1]
-    images = _call(decoder, noise, "decoder", f"expected noise of width n = {n}")
+    images = _call(generate, noise, "decoder", f"expected noise of width n = {n}")
     if not isinstance(images, Tensor):
         raise InvalidTypeError(f"the decoder must return a Tensor; got {type(images).__name__}")
     out = posterior_mean(

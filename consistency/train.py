@@ -25,8 +25,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .errors import InvalidValueError, MissingFileError
-from .evaluator import ConsistencyReport, SelfConsistencyTable
 from .models.families import PaperModel
+from .report import ConsistencyReport, SelfConsistencyTable
 from .sampler import AggregatePosterior
 
 __all__ = [
@@ -388,13 +388,14 @@ def evaluate_model(
             "steps": result.steps,
         }
     )
-    result.report.save(out, figures=config.figures)
+    result.report.save(out)
     if config.figures:
         try:
             from . import plots
         except ImportError:
-            pass
+            warnings.warn("matplotlib is not installed: report saved without figures", stacklevel=2)
         else:
+            plots.save_report_figures(result.report, out)
             plots.save_figures(evaluator, out, images=data[:8].to(device))
     return result
 

@@ -192,7 +192,10 @@ def test_report_table_dict_and_save(tmp_path) -> None:  # type: ignore[no-untype
         "flipped": 1,
         "possible": 3,
     }
+    from consistency import plots
+
     report.save(tmp_path)
+    plots.save_report_figures(report, tmp_path)
     assert json.loads((tmp_path / "report.json").read_text())["n_samples"] == 200
     assert {p.name for p in tmp_path.glob("*.png")} == {
         "invariance_uniform.png",
@@ -249,3 +252,19 @@ def test_same_generator_seed_same_report() -> None:
     b = evaluator(net, lambda z: z, q, seed=5).evaluate("hybrid")
     assert_reports_close(a, b, atol=0)
     assert a.mmd_hybrid == b.mmd_hybrid
+
+
+def test_evaluator_generate_keyword_alias_and_xblock_check() -> None:
+    q = bank(3)
+    block = XBlock(3).double()
+    gen = lambda z: block(z)  # noqa: E731
+    with pytest.warns(
+        DeprecationWarning, match="ConsistencyEvaluator\\(decoder=...\\) is deprecated"
+    ):
+        old = ConsistencyEvaluator(
+            lambda x: x, decoder=gen, sampler=q, xblock=block, progress=False
+        )
+    new = ConsistencyEvaluator(lambda x: x, generate=gen, sampler=q, xblock=block, progress=False)
+    assert old.generate_fn is gen and new.decoder is gen
+    with pytest.warns(UserWarning, match="generate does not run the XBlock"):
+        ConsistencyEvaluator(lambda x: x, lambda z: z, q, xblock=block, progress=False)

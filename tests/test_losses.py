@@ -36,6 +36,7 @@ def test_identity_response_has_zero_losses(n: int, batch: int, scale: float, see
     assert_identity_response_losses_zero(enc, dec, latents, seed=seed)
 
 
+@pytest.mark.filterwarnings("ignore:EquivarianceLoss. generate does not run the XBlock")
 @given(st.integers(2, 5), st.integers(1, 3), st.integers(0, 999))
 def test_identity_response_zero_equivariance_in_cause_space(n: int, u: int, seed: int) -> None:
     torch.manual_seed(seed)
@@ -512,3 +513,33 @@ def test_reference_prior_compares_with_the_prior_coordinates() -> None:
 def test_reference_must_be_known() -> None:
     with pytest.raises(ValueError, match='reference must be "response" or "prior"'):
         InvarianceLoss(lambda x: x, lambda z: z, None, reference="noise")  # type: ignore[arg-type]
+
+
+def test_generate_keyword_and_deprecated_decoder_alias() -> None:
+    enc, dec = nn.Linear(4, 2), nn.Linear(2, 4)
+    latents = torch.randn(8, 2)
+    by_position = InvarianceLoss(enc, dec, None, generator=torch.Generator().manual_seed(0))
+    by_keyword = InvarianceLoss(enc, generate=dec, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(DeprecationWarning, match=r"decoder=\.\.\.\) is deprecated; pass generate="):
+        old = InvarianceLoss(enc, decoder=dec, generator=torch.Generator().manual_seed(0))
+    assert by_keyword.generate is dec and old.generate is dec and old.decoder is dec
+    values = [float(f(latents)) for f in (by_position, by_keyword, old)]
+    assert values[0] == values[1] == values[2]
+    with pytest.raises(TypeError, match="got both generate= and the deprecated decoder="):
+        EquivarianceLoss(enc, dec, decoder=dec)
+    with pytest.raises(TypeError, match="generate must be a callable"):
+        InvarianceLoss(enc, None, None)
+
+
+def test_a_generate_that_skips_the_xblock_is_warned_about() -> None:
+    """With unit_size=1 the decoder alone accepts the noise: passing it where the whole
+    generative map is meant runs silently without the XBlock, so the loss warns."""
+    block, dec, enc = XBlock(3), nn.Linear(3, 5), nn.Linear(5, 3)
+    with pytest.warns(UserWarning, match="generate does not run the XBlock"):
+        EquivarianceLoss(enc, dec, None, xblock=block)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss = EquivarianceLoss(enc, lambda n: dec(block(n)), None, xblock=block)
+    assert block.training and loss.generate is not None  # the check restored the mode

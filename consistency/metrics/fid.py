@@ -48,17 +48,17 @@ def sample_quality(
     if b < 2:
         raise InvalidValueError(f"sample_quality needs at least 2 images; got {b}")
     g = evaluator.generator
-    with evaluation_mode(feature_net, *evaluator._modules):
+    with evaluation_mode(feature_net), evaluator.evaluation_mode():
         real = _features(feature_net, images, batch_size)
         recon = torch.cat(
             [
-                evaluator.decoder(posterior_mean(evaluator.encoder(c)))
+                evaluator.generate_fn(posterior_mean(evaluator.encoder(c)))
                 for c in images.split(batch_size)
             ]
         )
         hybrid = torch.cat(
             [
-                evaluator.decoder(c)
+                evaluator.generate_fn(c)
                 for c in evaluator.sampler.sample(b, "hybrid", generator=g).split(batch_size)
             ]
         )
@@ -68,7 +68,7 @@ def sample_quality(
         ).to(base.device)
         values = evaluator.sampler.intervention_values(dims, generator=g)
         trav = torch.cat(
-            [evaluator.decoder(c) for c in intervene(base, dims, values).split(batch_size)]
+            [evaluator.generate_fn(c) for c in intervene(base, dims, values).split(batch_size)]
         )
         return SampleQuality(
             reconstructions=float(

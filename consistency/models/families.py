@@ -249,11 +249,11 @@ class PaperModel(nn.Module):
         )
         if variant == "XC-I":
             self.consistency = InvarianceLoss(
-                self.noise, self.decode, self.sampler, reference=recipe.reference, **loss_kw
+                self.noise, self.generate, self.sampler, reference=recipe.reference, **loss_kw
             )
         elif variant == "XC-E":
             self.consistency = EquivarianceLoss(
-                self.noise, self.decode, self.sampler, xblock=self.xblock, **loss_kw
+                self.noise, self.generate, self.sampler, xblock=self.xblock, **loss_kw
             )
         self.consistency_weight = float(consistency_weight)
 
@@ -276,8 +276,15 @@ class PaperModel(nn.Module):
         """Posterior means ``(B, n)``."""
         return posterior_mean(self.encode(x))
 
-    def decode(self, noise: Tensor) -> Tensor:
+    def generate(self, noise: Tensor) -> Tensor:
+        """Images from noise ``(B, n)`` through the whole generative map: the latent block (the
+        XBlock, or the identity) and then :attr:`decoder`. This is what the library's
+        ``generate=`` means; :attr:`decoder` alone skips the XBlock."""
         return self.decoder(self.latent(noise))
+
+    def decode(self, noise: Tensor) -> Tensor:
+        """Same as :meth:`generate` (the name the paper models had first)."""
+        return self.generate(noise)
 
     def forward(self, x: Tensor) -> Tensor:
         """Reconstruction from the posterior mean."""
@@ -344,7 +351,7 @@ class PaperModel(nn.Module):
         kw.setdefault("model", self)
         return ConsistencyEvaluator(
             self.noise,
-            self.decode,
+            self.generate,
             sampler if sampler is not None else self.sampler,
             xblock=self.xblock,
             **kw,

@@ -180,3 +180,22 @@ def test_gate_sparsity_enters_the_regulariser() -> None:
     assert float(terms.regulariser) == pytest.approx(float(plain.regulariser) + expected)
     terms.total.backward()
     assert model.xblock.gate_logits.grad is not None
+
+
+def test_paper_model_generate_runs_the_xblock_and_decoder_alone_is_flagged() -> None:
+    import warnings
+
+    from consistency import ConsistencyEvaluator, XBlock
+
+    model = build_model("AE", "scene", "X").eval()
+    assert isinstance(model.latent, XBlock)
+    noise = torch.randn(4, model.n)
+    torch.testing.assert_close(model.generate(noise), model.decoder(model.latent(noise)))
+    torch.testing.assert_close(model.decode(noise), model.generate(noise))
+    model.sampler.update(torch.randn(32, model.n))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ConsistencyEvaluator(model.noise, model.generate, model.sampler, xblock=model.xblock)
+    assert model.xblock is not None and model.xblock.unit_size == 1  # decoder accepts noise
+    with pytest.warns(UserWarning, match="generate does not run the XBlock"):
+        ConsistencyEvaluator(model.noise, model.decoder, model.sampler, xblock=model.xblock)
