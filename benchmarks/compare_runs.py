@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from consistency import AggregatePosterior
+from consistency import ConsistencyMetric
 from consistency.data import SceneDataset, mnist
 from consistency.models import build_model
 
@@ -47,27 +47,24 @@ def main() -> None:
         )
         model = build_model(spec["family"], spec["preset"], spec["variant"])
         model.load_state_dict(state)
-        model.eval()
-        with torch.no_grad():
-            means = torch.cat([model.noise(x) for x in test.split(500)])
-            recon = torch.cat(
-                [
-                    (model.decode(model.noise(x)) - x).square().flatten(1).sum(1)
-                    for x in test.split(500)
-                ]
-            )
-        bank = AggregatePosterior(model.n, capacity=len(means))
-        bank.update(means)
-        row = {"steps": float(ckpt["step"]), "test reconstruction": float(recon.mean())}
+        row = {"steps": float(ckpt["step"])}
         for convention in ("spec", "authors"):
-            ev = model.evaluator(
-                bank,
+            metric = ConsistencyMetric(
+                model.noise,
+                model.generate,
+                n=model.n,
+                capacity=len(test),
+                xblock=model.xblock,
+                model=model,
                 n_samples=args.samples,
                 n_interventions=10,
                 convention=convention,
-                generator=torch.Generator().manual_seed(args.seed),
-                progress=False,
+                seed=args.seed,
             )
+            for x in test.split(500):
+                metric.update(x)
+            row["test reconstruction"] = metric.reconstruction()[0]
+            ev = metric.evaluator()
             report = ev.evaluate("posterior")
             row[f"mean off-diag INV ({convention})"] = report.mean_invariance
             if report.mean_equivariance is not None:

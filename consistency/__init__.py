@@ -19,10 +19,12 @@ from .errors import (
     NonFiniteError,
     ShapeError,
 )
-from .evaluator import ConsistencyEvaluator, ConsistencyReport, SelfConsistencyTable
+from .evaluator import ConsistencyEvaluator
 from .intervention import intervene
 from .losses import EquivarianceLoss, InvarianceLoss
+from .metric import ConsistencyMetric, MetricResult
 from .modes import evaluation_mode, frozen_batchnorm
+from .report import ConsistencyReport, SelfConsistencyTable
 from .response import Interventions, draw_interventions, response
 from .sampler import SAMPLING_MODES, AggregatePosterior, SamplingMode
 from .xblock import GateMovement, XBlock
@@ -32,6 +34,7 @@ __all__ = [
     "AggregatePosterior",
     "ConsistencyError",
     "ConsistencyEvaluator",
+    "ConsistencyMetric",
     "ConsistencyReport",
     "DataFileError",
     "EmptySamplerError",
@@ -42,6 +45,7 @@ __all__ = [
     "InvalidTypeError",
     "InvalidValueError",
     "InvarianceLoss",
+    "MetricResult",
     "MissingFileError",
     "NonFiniteError",
     "SamplingMode",

@@ -22,7 +22,7 @@ from .functional import (
     self_consistency_authors,
 )
 from .intervention import intervene
-from .modes import evaluation_mode
+from .modes import evaluation_mode, modules_of
 from .report import ConsistencyReport, SelfConsistencyTable
 from .response import Decoder, Encoder, response
 from .sampler import AggregatePosterior, _check_mode
@@ -31,15 +31,6 @@ from .xblock import XBlock
 __all__ = ["ConsistencyEvaluator", "ConsistencyReport", "SelfConsistencyTable"]
 
 Convention = Literal["spec", "authors"]
-
-
-def _modules(*objs: object) -> list[nn.Module]:
-    found: list[nn.Module] = []
-    for obj in objs:
-        mod = obj if isinstance(obj, nn.Module) else getattr(obj, "__self__", None)
-        if isinstance(mod, nn.Module):
-            found.append(mod)
-    return found
 
 
 def _progress(total: int, enabled: bool, desc: str) -> Any:
@@ -140,7 +131,7 @@ class ConsistencyEvaluator:
         self.convention: Convention = convention
         self.generator = generator
         self.progress = progress
-        self._modules = _modules(encoder, generate, model, xblock)
+        self._modules = modules_of(encoder, generate, model, xblock)
 
     @property
     def n(self) -> int:

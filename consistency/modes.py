@@ -97,3 +97,14 @@ def frozen_batchnorm(*modules: nn.Module, statistics: NormStatistics = "running"
             m.training, m.momentum = training, momentum
             if tracked is not None and m.num_batches_tracked is not None:
                 m.num_batches_tracked.copy_(tracked)
+
+
+def modules_of(*objs: object) -> list[nn.Module]:
+    """The modules among ``objs``: modules themselves, and the owners of bound methods
+    (``model.generate`` -> ``model``); anything else (lambdas, ``None``) is skipped."""
+    found: list[nn.Module] = []
+    for obj in objs:
+        mod = obj if isinstance(obj, nn.Module) else getattr(obj, "__self__", None)
+        if isinstance(mod, nn.Module):
+            found.append(mod)
+    return found

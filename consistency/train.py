@@ -25,20 +25,16 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .errors import InvalidValueError, MissingFileError
+from .metric import ConsistencyMetric
 from .models.families import PaperModel
 from .report import ConsistencyReport, SelfConsistencyTable
-from .sampler import AggregatePosterior
 
 __all__ = [
     "TrainConfig",
     "TrainResult",
-    "add_arguments",
-    "config_from_args",
     "evaluate_model",
-    "model_from_args",
     "resolve_device",
     "set_seed",
-    "summary",
     "tau_at",
     "train",
 ]
@@ -327,8 +323,10 @@ def train(
     except KeyboardInterrupt:
         interrupted = True
         _save(ckpt_path, model, opt, sched, step, config, history)
-        print(
-            f"\ninterrupted at step {step}: checkpoint saved to {ckpt_path}; continue with --resume"
+        warnings.warn(
+            f"interrupted at step {step}: checkpoint saved to {ckpt_path}; continue with "
+            "resume=True",
+            stacklevel=2,
         )
     finally:
         if bar is not None:
@@ -356,26 +354,22 @@ def evaluate_model(
     result = result or TrainResult(steps=0, out=out)
     device = next(model.parameters()).device
     data = _images(dataset)[: config.eval_data]
-    was_training = model.training
-    model.eval()
-    try:
-        bank = AggregatePosterior(model.n, capacity=max(2, data.shape[0]), device=device)
-        errors = []
-        for chunk in data.split(256):
-            chunk = chunk.to(device)
-            means = model.noise(chunk)
-            bank.update(means.float())
-            errors.append((model.decode(means).float() - chunk).square().flatten(1).sum(1))
-        result.test_reconstruction = float(torch.cat(errors).mean())
-    finally:
-        model.train(was_training)
-    evaluator = model.evaluator(
-        bank,
-        n_samples=min(config.eval_samples, len(bank)),
+    metric = ConsistencyMetric(
+        model.noise,
+        model.generate,
+        n=model.n,
+        capacity=max(2, data.shape[0]),
+        xblock=model.xblock,
+        model=model,
+        n_samples=config.eval_samples,
         n_interventions=config.eval_interventions,
-        generator=torch.Generator(device=device).manual_seed(config.seed),
+        seed=config.seed,
         progress=config.progress,
-    )
+    ).to(device)
+    for chunk in data.split(256):
+        metric.update(chunk.to(device))
+    result.test_reconstruction = metric.reconstruction()[0]
+    evaluator = metric.evaluator()
     result.report = evaluator.evaluate("posterior")
     result.self_consistency = evaluator.self_consistency_table()
     result.report.extras.update(
@@ -398,108 +392,3 @@ def evaluate_model(
             plots.save_report_figures(result.report, out)
             plots.save_figures(evaluator, out, images=data[:8].to(device))
     return result
-
-
-def add_arguments(parser: Any, *, preset: str, steps: int, out: str) -> None:
-    """The command-line flags the example scripts share (defaults finish in minutes on a CPU;
-    ``--steps 100000`` and ``--anneal-tau --warmup-steps 10000`` give the paper's settings)."""
-    parser.add_argument("--family", default="AE", choices=["AE", "VAE", "SAE", "AVAE"])
-    parser.add_argument("--preset", default=preset)
-    parser.add_argument("--variant", default="XC-I", choices=["plain", "X", "XC-I", "XC-E"])
-    parser.add_argument("--steps", type=int, default=steps)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--beta", type=float, default=1.0, help="β of VAE / AVAE")
-    parser.add_argument(
-        "--lambda", dest="consistency_weight", type=float, default=4.0, help="consistency weight λ"
-    )
-    parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument(
-        "--data-root",
-        default=None,
-        help="folder with the data files (default $CONSISTENCY_DATA_DIR or ~/.cache/consistency/data)",
-    )
-    parser.add_argument(
-        "--train-size", type=int, default=None, help="use only the first N training images"
-    )
-    parser.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
-    parser.add_argument("--out", default=out)
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    parser.add_argument("--amp", action="store_true", help="bf16 autocast")
-    parser.add_argument("--compile", action="store_true", help="torch.compile encoder and decoder")
-    parser.add_argument(
-        "--tau-schedule",
-        default="anneal",
-        choices=TAU_SCHEDULES,
-        help="XBlock gate temperature: geometric from --tau-start to --tau-end over the run "
-        "(anneal), the authors' exp(-0.01 step) floored at 0.01, or constant",
-    )
-    parser.add_argument("--tau-start", type=float, default=1.0)
-    parser.add_argument("--tau-end", type=float, default=0.2)
-    parser.add_argument(
-        "--anneal-tau",
-        action="store_const",
-        const="authors",
-        dest="tau_schedule",
-        help="same as --tau-schedule authors",
-    )
-    parser.add_argument(
-        "--warmup-steps", type=int, default=0, help="linear λ warm-up (the authors: 10000)"
-    )
-    parser.add_argument("--checkpoint-every", type=int, default=1000)
-    parser.add_argument("--eval-samples", type=int, default=1000)
-    parser.add_argument("--eval-data", type=int, default=10_000)
-    parser.add_argument("--eval-interventions", type=int, default=10)
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--no-figures", action="store_true")
-
-
-def config_from_args(args: Any) -> TrainConfig:
-    """A :class:`TrainConfig` from the flags of :func:`add_arguments`."""
-    return TrainConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        device=args.device,
-        amp=args.amp,
-        compile=args.compile,
-        tau_schedule=args.tau_schedule,
-        tau_start=args.tau_start,
-        tau_end=args.tau_end,
-        warmup_steps=args.warmup_steps,
-        checkpoint_every=args.checkpoint_every,
-        out=args.out,
-        eval_samples=args.eval_samples,
-        eval_interventions=args.eval_interventions,
-        eval_data=args.eval_data,
-        progress=not args.no_progress,
-        figures=not args.no_figures,
-    )
-
-
-def model_from_args(args: Any) -> PaperModel:
-    """The model the flags of :func:`add_arguments` describe."""
-    from .models.families import build_model
-
-    return build_model(
-        args.family,
-        args.preset,
-        args.variant,
-        beta=args.beta,
-        consistency_weight=args.consistency_weight,
-    )
-
-
-def summary(result: TrainResult) -> str:
-    """A few lines a person reads at the end of a run."""
-    lines = [f"steps: {result.steps}   output: {result.out}"]
-    if result.test_reconstruction is not None:
-        lines.append(
-            f"test reconstruction error (sum of squares per image): {result.test_reconstruction:.3f}"
-        )
-    if result.self_consistency is not None:
-        lines.append("self-consistency by sampling mode:\n" + str(result.self_consistency))
-    if result.report is not None:
-        lines.append(str(result.report))
-    return "\n".join(lines)

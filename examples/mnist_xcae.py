@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 
+from _cli import add_arguments, config_from_args, model_from_args, summary
+
 from consistency.data import SceneDataset, mnist
-from consistency.train import add_arguments, config_from_args, model_from_args, summary, train
+from consistency.train import train
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,188 @@
+"""``ConsistencyMetric``: update / compute / reset, for a user's validation loop."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from ._checks import check_positive_int, resolve_generate
+from ._dist import is_distributed
+from .encoding import posterior_mean
+from .errors import EmptySamplerError, InvalidTypeError, ShapeError
+from .evaluator import ConsistencyEvaluator, Convention
+from .modes import evaluation_mode, modules_of
+from .report import ConsistencyReport, SelfConsistencyTable
+from .response import Decoder, Encoder
+from .sampler import SAMPLING_MODES, AggregatePosterior
+from .xblock import XBlock
+
+__all__ = ["ConsistencyMetric", "MetricResult"]
+
+
+class MetricResult(NamedTuple):
+    """What :meth:`ConsistencyMetric.compute` returns.
+
+    Attributes:
+        report: the scores under ``mode`` (:class:`ConsistencyReport`).
+        self_consistency: self-consistency under every mode asked for (Table 2's row).
+        reconstruction: mean squared error per image (summed over pixels) over every image seen.
+        images: how many images were seen (over all ranks).
+    """
+
+    report: ConsistencyReport
+    self_consistency: SelfConsistencyTable
+    reconstruction: float
+    images: int
+
+
+class ConsistencyMetric(nn.Module):
+    r"""Consistency scores accumulated over a validation loop (torchmetrics-style).
+
+    ``update(images)`` stores the encoder's means of the batch in the metric's own aggregate
+    posterior and adds the batch's reconstruction error; ``compute()`` evaluates the scores on
+    everything seen; ``reset()`` starts over. Under ``torch.distributed`` the bank gathers the
+    means of every rank and the error sums are all-reduced, so every rank computes the same
+    report (call ``update`` and ``compute`` on every rank).
+
+    .. math:: \mathrm{rec} = \frac{1}{|X|}\sum_{x \in X} \|G(\mathbb{E}[E(x)]) - x\|_2^2
+
+    Args:
+        encoder: images -> posterior (anything :func:`~consistency.posterior_mean` reads).
+        generate: noise ``(B, n)`` -> images, the whole generative map (XBlock included).
+        n: latent width.
+        capacity: most means kept (the oldest are overwritten).
+        xblock, model, n_samples, n_interventions, batch_size, convention: as
+            :class:`ConsistencyEvaluator`.
+        mode: the sampling mode of the report.
+        modes: the modes of the self-consistency table.
+        seed: seed of the evaluation's random generator (the same report for the same data).
+        progress: progress bars during :meth:`compute`.
+        decoder: deprecated keyword for ``generate``.
+
+    The bank and the sums are buffers: move the metric with ``metric.to(device)`` to where the
+    model runs.
+
+    Example:
+        >>> import torch
+        >>> enc, dec = torch.nn.Linear(5, 3), torch.nn.Linear(3, 5)
+        >>> metric = ConsistencyMetric(enc, dec, n=3, n_samples=20, n_interventions=2)
+        >>> for x in torch.randn(4, 16, 5):
+        ...     metric.update(x)
+        >>> result = metric.compute()
+        >>> result.images, result.report.invariance.shape
+        (64, torch.Size([3, 3]))
+    """
+
+    sum_squared_error: Tensor
+    count: Tensor
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        generate: Decoder | None = None,
+        *,
+        n: int,
+        capacity: int = 10_000,
+        xblock: XBlock | None = None,
+        model: nn.Module | None = None,
+        n_samples: int = 1000,
+        n_interventions: int = 10,
+        batch_size: int = 512,
+        convention: Convention = "spec",
+        mode: str = "posterior",
+        modes: Sequence[str] = SAMPLING_MODES,
+        seed: int = 0,
+        progress: bool = False,
+        decoder: Decoder | None = None,
+    ) -> None:
+        super().__init__()
+        if not callable(encoder):
+            raise InvalidTypeError(
+                f"encoder must be a callable images -> posterior; got {type(encoder).__name__}"
+            )
+        self._fns = (encoder, resolve_generate(generate, decoder, "ConsistencyMetric"))
+        self.bank = AggregatePosterior(check_positive_int(n, "n"), capacity=capacity)
+        self.register_buffer("sum_squared_error", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+        self._xblock = xblock
+        self._evaluator_kw: dict[str, Any] = dict(
+            model=model,
+            n_samples=check_positive_int(n_samples, "n_samples", 2),
+            n_interventions=check_positive_int(n_interventions, "n_interventions"),
+            batch_size=check_positive_int(batch_size, "batch_size"),
+            convention=convention,
+            progress=progress,
+        )
+        self.mode = mode
+        self.modes = tuple(modes)
+        self.seed = int(seed)
+        self._eval_modules = modules_of(encoder, self._fns[1], model, xblock)
+
+    @property
+    def n(self) -> int:
+        return self.bank.dim
+
+    @torch.no_grad()
+    def update(self, images: Tensor) -> None:
+        """Add a batch ``(B, *x)``: its means go into the bank, its reconstruction error into the
+        sums. The networks run in eval mode (restored after) without gradients."""
+        if not isinstance(images, Tensor):
+            raise InvalidTypeError(f"images must be a torch.Tensor; got {type(images).__name__}")
+        if images.ndim < 2:
+            raise ShapeError(
+                f"images must have a batch axis and at least one more, (B, *x); got shape "
+                f"{tuple(images.shape)}"
+            )
+        encoder, generate = self._fns
+        with evaluation_mode(*self._eval_modules):
+            means = posterior_mean(encoder(images))
+            self.bank.update(means)  # gathered across ranks
+            error = (generate(means).double() - images.double()).square().flatten(1).sum(1)
+        self.sum_squared_error += error.sum().to(self.sum_squared_error)
+        self.count += images.shape[0]
+
+    def reconstruction(self) -> tuple[float, int]:
+        """Mean reconstruction error over every image seen (all ranks) and their number."""
+        sums = torch.stack([self.sum_squared_error, self.count.double()])
+        if is_distributed():
+            dist.all_reduce(sums)
+        count = int(sums[1])
+        return (float(sums[0] / sums[1]) if count else float("nan")), count
+
+    def evaluator(self) -> ConsistencyEvaluator:
+        """A :class:`ConsistencyEvaluator` on the images seen so far (its generator seeded with
+        ``seed``, so the same data give the same report)."""
+        if len(self.bank) < 2:
+            raise EmptySamplerError(
+                f"ConsistencyMetric needs at least 2 images seen; got {len(self.bank)}: "
+                "call update(images) first"
+            )
+        device = self.bank.bank_buffer.device
+        kw = dict(self._evaluator_kw)
+        kw["n_samples"] = min(kw["n_samples"], len(self.bank))
+        return ConsistencyEvaluator(
+            self._fns[0],
+            self._fns[1],
+            self.bank,
+            xblock=self._xblock,
+            generator=torch.Generator(device=device).manual_seed(self.seed),
+            **kw,
+        )
+
+    def compute(self) -> MetricResult:
+        """Scores and reconstruction error over everything seen (identical on every rank)."""
+        evaluator = self.evaluator()
+        report = evaluator.evaluate(self.mode)
+        table = evaluator.self_consistency_table(self.modes)
+        error, count = self.reconstruction()
+        return MetricResult(report, table, error, count)
+
+    def reset(self) -> None:
+        """Forget every image seen."""
+        self.bank.reset()
+        self.sum_squared_error.zero_()
+        self.count.zero_()
