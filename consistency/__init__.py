@@ -20,6 +20,7 @@ from .errors import (
     ShapeError,
 )
 from .evaluator import ConsistencyEvaluator
+from .handle import ResponseModel
 from .intervention import intervene
 from .losses import EquivarianceLoss, InvarianceLoss
 from .metric import ConsistencyMetric, MetricResult
@@ -48,6 +49,7 @@ __all__ = [
     "MetricResult",
     "MissingFileError",
     "NonFiniteError",
+    "ResponseModel",
     "SamplingMode",
     "SelfConsistencyTable",
     "ShapeError",

@@ -73,6 +73,18 @@ def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
     return value
 
 
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that attributes a warning to the first caller outside the package."""
+    import sys
+
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "consistency":
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
+
+
 def resolve_generate(generate: object, decoder: object, owner: str) -> Any:
     """The generative map given as ``generate`` (or as the deprecated ``decoder=`` keyword)."""
     if decoder is not None:
@@ -85,7 +97,7 @@ def resolve_generate(generate: object, decoder: object, owner: str) -> Any:
             f"{owner}(decoder=...) is deprecated; pass generate=... (the whole generative map "
             "noise -> images, XBlock included)",
             DeprecationWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
         generate = decoder
     if generate is None or not callable(generate):
@@ -121,5 +133,5 @@ def warn_if_xblock_skipped(generate: Any, xblock: Any, owner: str) -> None:
             f"{owner}: generate does not run the XBlock passed as xblock=; pass the whole "
             "generative map (e.g. model.generate or lambda n: model.decoder(model.latent(n))), "
             "not the decoder alone",
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_positive_int, resolve_generate, warn_if_xblock_skipped
+from ._checks import check_positive_int
 from .errors import EmptySamplerError, InvalidTypeError, InvalidValueError
 from .functional import (
     hybridise,
@@ -21,10 +21,11 @@ from .functional import (
     self_consistency,
     self_consistency_authors,
 )
+from .handle import ResponseModel, as_response_model
 from .intervention import intervene
-from .modes import evaluation_mode, modules_of
+from .modes import evaluation_mode
 from .report import ConsistencyReport, SelfConsistencyTable
-from .response import Decoder, Encoder, response
+from .response import Decoder, Encoder
 from .sampler import AggregatePosterior, _check_mode
 from .xblock import XBlock
 
@@ -85,8 +86,8 @@ class ConsistencyEvaluator:
 
     def __init__(
         self,
-        encoder: Encoder,
-        generate: Decoder | None = None,
+        encoder: Encoder | ResponseModel,
+        generate: Decoder | AggregatePosterior | None = None,
         sampler: AggregatePosterior | None = None,
         *,
         decoder: Decoder | None = None,
@@ -100,7 +101,18 @@ class ConsistencyEvaluator:
         generator: torch.Generator | None = None,
         progress: bool = True,
     ) -> None:
-        generate = resolve_generate(generate, decoder, "ConsistencyEvaluator")
+        batch_size = check_positive_int(batch_size, "batch_size")
+        handle, sampler = as_response_model(
+            encoder,
+            generate,
+            sampler,
+            xblock=xblock,
+            model=model,
+            max_batch=batch_size,
+            decoder=decoder,
+            owner="ConsistencyEvaluator",
+        )
+        xblock = handle.xblock
         if not isinstance(sampler, AggregatePosterior):
             raise InvalidTypeError(
                 f"sampler must be an AggregatePosterior; got {type(sampler).__name__}"
@@ -120,32 +132,42 @@ class ConsistencyEvaluator:
             raise InvalidValueError(
                 f"xblock has n = {xblock.n} units but the sampler has dim = {sampler.dim}"
             )
-        if xblock is not None:
-            warn_if_xblock_skipped(generate, xblock, "ConsistencyEvaluator")
-        self.encoder, self.sampler, self.xblock = encoder, sampler, xblock
-        self.generate_fn: Decoder = generate
+        self.model = handle
+        self.sampler = sampler
         self.n_samples = check_positive_int(n_samples, "n_samples", 2)
         self.n_interventions = check_positive_int(n_interventions, "n_interventions")
-        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.batch_size = batch_size
         self.collapse_threshold = float(collapse_threshold)
         self.convention: Convention = convention
         self.generator = generator
         self.progress = progress
-        self._modules = modules_of(encoder, generate, model, xblock)
 
     @property
     def n(self) -> int:
         return self.sampler.dim
 
     @property
+    def encoder(self) -> Encoder:
+        return self.model.encode_fn
+
+    @property
+    def generate_fn(self) -> Decoder:
+        """The generative map noise -> images (XBlock included)."""
+        return self.model.generate_fn
+
+    @property
     def decoder(self) -> Decoder:
         """Deprecated name of the generative map (:meth:`generate` runs it in chunks)."""
-        return self.generate_fn
+        return self.model.generate_fn
+
+    @property
+    def xblock(self) -> XBlock | None:
+        return self.model.xblock
 
     def evaluation_mode(self) -> contextlib.AbstractContextManager[None]:
         """A context with every module the evaluator knows (encoder, generator, XBlock, ``model``)
         in eval mode, restored on exit."""
-        return evaluation_mode(*self._modules)
+        return evaluation_mode(*self.model.modules)
 
     def _mode(self) -> contextlib.AbstractContextManager[None]:
         return self.evaluation_mode()
@@ -153,17 +175,14 @@ class ConsistencyEvaluator:
     def generate(self, noise: Tensor) -> Tensor:
         """Images for noise ``(B, n)`` through the generative map, in chunks of ``batch_size``,
         without gradients and in eval mode."""
-        with torch.no_grad(), self.evaluation_mode():
-            return torch.cat([self.generate_fn(c) for c in noise.split(self.batch_size)])
+        with self.model.evaluation():
+            return self.model.generate(noise)
 
     def _respond(self, noise: Tensor) -> Tensor:
-        return response(self.encoder, self.generate_fn, noise, max_batch=self.batch_size).to(
-            noise.dtype
-        )
+        return self.model.respond(noise).to(noise.dtype)
 
     def _causes(self, noise: Tensor) -> Tensor:
-        assert self.xblock is not None
-        return torch.cat([self.xblock(c) for c in noise.split(self.batch_size)]).to(noise.dtype)
+        return self.model.causes(noise).to(noise.dtype)
 
     # --------------------------------------------------------------- scores
     def evaluate(self, mode: str = "posterior") -> ConsistencyReport:

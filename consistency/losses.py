@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_latents, check_positive_int, resolve_generate, warn_if_xblock_skipped
+from ._checks import check_latents, check_positive_int
 from .encoding import posterior_mean
 from .errors import InvalidTypeError, InvalidValueError, ShapeError
 from .functional import (
@@ -17,8 +17,9 @@ from .functional import (
     uniform_box,
     unit_variance,
 )
+from .handle import ResponseModel, as_response_model
 from .intervention import intervene
-from .response import Decoder, Encoder, Interventions, draw_interventions, response
+from .response import Decoder, Encoder, Interventions, draw_interventions
 from .sampler import AggregatePosterior, _check_mode
 from .xblock import XBlock
 
@@ -40,11 +41,12 @@ class _ConsistencyLoss(nn.Module):
 
     def __init__(
         self,
-        encoder: Encoder,
-        generate: Decoder | None = None,
+        encoder: Encoder | ResponseModel,
+        generate: Decoder | AggregatePosterior | None = None,
         sampler: AggregatePosterior | None = None,
         *,
         decoder: Decoder | None = None,
+        xblock: XBlock | None = None,
         dims: Dims = "random",
         n_interventions: int = 1,
         prior: str = "posterior",
@@ -71,12 +73,21 @@ class _ConsistencyLoss(nn.Module):
             raise InvalidValueError(
                 f'values_from must be "sampler" or "batch"; got {values_from!r}'
             )
+        handle, sampler = as_response_model(
+            encoder,
+            generate,
+            sampler,
+            xblock=xblock,
+            model=None,
+            max_batch=max_batch,
+            decoder=decoder,
+            owner=type(self).__name__,
+        )
         if sampler is not None and not isinstance(sampler, AggregatePosterior):
             raise InvalidTypeError(
                 f"sampler must be an AggregatePosterior or None; got {type(sampler).__name__}"
             )
-        generate = resolve_generate(generate, decoder, type(self).__name__)
-        self._refs = (encoder, generate, sampler)
+        self._refs = (handle, sampler)
         self.dims: Dims = dims
         self.n_interventions = check_positive_int(n_interventions, "n_interventions")
         self.prior = _check_mode(prior)
@@ -89,22 +100,31 @@ class _ConsistencyLoss(nn.Module):
         self.generator = generator
 
     @property
-    def encoder(self) -> Encoder:
+    def model(self) -> ResponseModel:
+        """The :class:`~consistency.ResponseModel` the loss works on."""
         return self._refs[0]
+
+    @property
+    def encoder(self) -> Encoder:
+        return self._refs[0].encode_fn
 
     @property
     def generate(self) -> Decoder:
         """The generative map noise -> images (XBlock included)."""
-        return self._refs[1]
+        return self._refs[0].generate_fn
 
     @property
     def decoder(self) -> Decoder:
         """Deprecated name of :attr:`generate`."""
-        return self._refs[1]
+        return self._refs[0].generate_fn
 
     @property
     def sampler(self) -> AggregatePosterior | None:
-        return self._refs[2]
+        return self._refs[1]
+
+    @property
+    def xblock(self) -> XBlock | None:
+        return self._refs[0].xblock
 
     def extra_repr(self) -> str:
         return (
@@ -115,7 +135,7 @@ class _ConsistencyLoss(nn.Module):
         )
 
     def _response(self, noise: Tensor) -> Tensor:
-        return response(self.encoder, self.generate, noise, max_batch=self.max_batch)
+        return self._refs[0].respond(noise)
 
     def _prior_samples(self, latents: Tensor | None) -> tuple[Tensor, AggregatePosterior | Tensor]:
         """Prior samples ``(T, n)`` and where intervention values come from."""
@@ -320,8 +340,8 @@ class EquivarianceLoss(_ConsistencyLoss):
 
     def __init__(
         self,
-        encoder: Encoder,
-        generate: Decoder | None = None,
+        encoder: Encoder | ResponseModel,
+        generate: Decoder | AggregatePosterior | None = None,
         sampler: AggregatePosterior | None = None,
         *,
         decoder: Decoder | None = None,
@@ -342,6 +362,7 @@ class EquivarianceLoss(_ConsistencyLoss):
             generate,
             sampler,
             decoder=decoder,
+            xblock=xblock,
             dims=dims,
             n_interventions=n_interventions,
             prior=prior,
@@ -353,15 +374,6 @@ class EquivarianceLoss(_ConsistencyLoss):
             max_batch=max_batch,
             generator=generator,
         )
-        if xblock is not None and not isinstance(xblock, XBlock):
-            raise InvalidTypeError(f"xblock must be an XBlock or None; got {type(xblock).__name__}")
-        if xblock is not None:
-            warn_if_xblock_skipped(self.generate, xblock, type(self).__name__)
-        self._xblock = (xblock,)
-
-    @property
-    def xblock(self) -> XBlock | None:
-        return self._xblock[0]
 
     def _compute(
         self, prior: Tensor, values_from: AggregatePosterior | Tensor, responses: Tensor | None

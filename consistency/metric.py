@@ -9,12 +9,11 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ._checks import check_positive_int, resolve_generate
+from ._checks import check_positive_int
 from ._dist import is_distributed
-from .encoding import posterior_mean
 from .errors import EmptySamplerError, InvalidTypeError, ShapeError
 from .evaluator import ConsistencyEvaluator, Convention
-from .modes import evaluation_mode, modules_of
+from .handle import ResponseModel, as_response_model
 from .report import ConsistencyReport, SelfConsistencyTable
 from .response import Decoder, Encoder
 from .sampler import SAMPLING_MODES, AggregatePosterior
@@ -82,7 +81,7 @@ class ConsistencyMetric(nn.Module):
 
     def __init__(
         self,
-        encoder: Encoder,
+        encoder: Encoder | ResponseModel,
         generate: Decoder | None = None,
         *,
         n: int,
@@ -100,17 +99,21 @@ class ConsistencyMetric(nn.Module):
         decoder: Decoder | None = None,
     ) -> None:
         super().__init__()
-        if not callable(encoder):
-            raise InvalidTypeError(
-                f"encoder must be a callable images -> posterior; got {type(encoder).__name__}"
-            )
-        self._fns = (encoder, resolve_generate(generate, decoder, "ConsistencyMetric"))
+        handle, _ = as_response_model(
+            encoder,
+            generate,
+            None,
+            xblock=xblock,
+            model=model,
+            max_batch=batch_size,
+            decoder=decoder,
+            owner="ConsistencyMetric",
+        )
+        self._handle = (handle,)
         self.bank = AggregatePosterior(check_positive_int(n, "n"), capacity=capacity)
         self.register_buffer("sum_squared_error", torch.zeros((), dtype=torch.float64))
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
-        self._xblock = xblock
         self._evaluator_kw: dict[str, Any] = dict(
-            model=model,
             n_samples=check_positive_int(n_samples, "n_samples", 2),
             n_interventions=check_positive_int(n_interventions, "n_interventions"),
             batch_size=check_positive_int(batch_size, "batch_size"),
@@ -120,11 +123,15 @@ class ConsistencyMetric(nn.Module):
         self.mode = mode
         self.modes = tuple(modes)
         self.seed = int(seed)
-        self._eval_modules = modules_of(encoder, self._fns[1], model, xblock)
 
     @property
     def n(self) -> int:
         return self.bank.dim
+
+    @property
+    def model(self) -> ResponseModel:
+        """The :class:`~consistency.ResponseModel` the metric evaluates."""
+        return self._handle[0]
 
     @torch.no_grad()
     def update(self, images: Tensor) -> None:
@@ -137,11 +144,11 @@ class ConsistencyMetric(nn.Module):
                 f"images must have a batch axis and at least one more, (B, *x); got shape "
                 f"{tuple(images.shape)}"
             )
-        encoder, generate = self._fns
-        with evaluation_mode(*self._eval_modules):
-            means = posterior_mean(encoder(images))
+        handle = self.model
+        with handle.evaluation():
+            means = handle.means(images)
             self.bank.update(means)  # gathered across ranks
-            error = (generate(means).double() - images.double()).square().flatten(1).sum(1)
+            error = (handle.generate(means).double() - images.double()).square().flatten(1).sum(1)
         self.sum_squared_error += error.sum().to(self.sum_squared_error)
         self.count += images.shape[0]
 
@@ -165,10 +172,8 @@ class ConsistencyMetric(nn.Module):
         kw = dict(self._evaluator_kw)
         kw["n_samples"] = min(kw["n_samples"], len(self.bank))
         return ConsistencyEvaluator(
-            self._fns[0],
-            self._fns[1],
-            self.bank,
-            xblock=self._xblock,
+            self.model,
+            sampler=self.bank,
             generator=torch.Generator(device=device).manual_seed(self.seed),
             **kw,
         )
