@@ -14,10 +14,11 @@ from torch import Tensor, nn
 from ._checks import check_positive_int
 from .errors import EmptySamplerError, InvalidTypeError, InvalidValueError
 from .functional import (
+    ScoreSums,
+    _consistency_compute,
+    _consistency_update,
     hybridise,
     imq_mmd,
-    normalised_change,
-    score_from_errors,
     self_consistency,
     self_consistency_authors,
 )
@@ -200,59 +201,52 @@ class ConsistencyEvaluator:
         values = self.sampler.intervention_values(dims, generator=self.generator).view(n, k)
         noise_var = prior.double().var(0, unbiased=False)
         resp_var = ref.double().var(0, unbiased=False)
+        cause_var = None
         if self.xblock is not None:
             cause_var = self._causes(prior).double().view(t, n, -1).var(0, unbiased=False).sum(-1)
 
-        def power(x: Tensor) -> Tensor:  # squared for SPEC, absolute for the authors' variant
-            return x.abs() if authors else x.square()
-
-        change = torch.zeros(n, k, n, dtype=torch.float64, device=prior.device)
-        eq_change = torch.zeros_like(change)
-        size = torch.zeros(n, k, dtype=torch.float64, device=prior.device)
+        chunks: list[ScoreSums] = []
         # intervention blocks (m, k) of T rows each, grouped into chunks of <= batch_size rows
         per_chunk = max(1, self.batch_size // t)
         pairs = [(m, j) for m in range(n) for j in range(k)]
         bar = _progress(len(pairs), self.progress, f"consistency ({mode})")
         for start in range(0, len(pairs), per_chunk):
             block = pairs[start : start + per_chunk]
-            ms = torch.tensor([m for m, _ in block], device=prior.device).repeat_interleave(t)
-            vs = torch.stack([values[m, j] for m, j in block]).repeat_interleave(t)
-            base = prior.repeat(len(block), 1)
-            noisy = intervene(base, ms, vs)
+            block_dims = torch.tensor([m for m, _ in block], device=prior.device)
+            block_values = torch.stack([values[m, j] for m, j in block])
+            ms, vs = block_dims.repeat_interleave(t), block_values.repeat_interleave(t)
+            noisy = intervene(prior.repeat(len(block), 1), ms, vs)
             moved = self._respond(noisy)
-            d_resp = power(moved.double() - ref.double().repeat(len(block), 1)).view(
-                len(block), t, n
-            )
-            d_noise = power(base.double()[torch.arange(base.shape[0]), ms] - vs.double()).view(
-                len(block), t
-            )
+            causes = causes_back = None
             if self.xblock is not None:
-                back = intervene(moved, ms, vs)
-                z1 = self._causes(noisy).double().view(len(block) * t, n, -1)
-                z2 = self._causes(back).double().view(len(block) * t, n, -1)
-                dist = (z1 - z2).square().sum(-1)
-                eq = (dist.sqrt() if authors else dist).view(len(block), t, n).mean(1)
-            for b, (m, j) in enumerate(block):
-                change[m, j] = d_resp[b].mean(0)
-                size[m, j] = d_noise[b].mean(0)
-                if self.xblock is not None:
-                    eq_change[m, j] = eq[b]
+                causes = self._causes(noisy).view(len(block) * t, n, -1)
+                causes_back = self._causes(intervene(moved, ms, vs)).view(len(block) * t, n, -1)
+            chunks.append(
+                _consistency_update(
+                    prior,
+                    ref,
+                    moved,
+                    block_dims,
+                    block_values,
+                    self.convention,
+                    causes,
+                    causes_back,
+                )
+            )
             if bar is not None:
                 bar.update(len(block))
         if bar is not None:
             bar.close()
-
-        if authors:  # unsquared ratios: divide by standard deviations, not variances
-            inv_err = normalised_change(change, resp_var.sqrt(), size, noise_var.sqrt())
-        else:
-            inv_err = normalised_change(change, resp_var, size, noise_var)
-        invariance = score_from_errors(inv_err)
-        equivariance = None
-        if self.xblock is not None:
-            den = cause_var.sqrt() if authors else cause_var
-            equivariance = score_from_errors(
-                normalised_change(eq_change, den, size, noise_var.sqrt() if authors else noise_var)
-            )
+        sums = ScoreSums(
+            torch.cat([c.change for c in chunks]),
+            torch.cat([c.size for c in chunks]),
+            None
+            if self.xblock is None
+            else torch.cat([c.eq_change for c in chunks if c.eq_change is not None]),
+        )
+        invariance, equivariance = _consistency_compute(
+            sums, k, noise_var, resp_var, cause_var, self.convention
+        )
         if authors:
             iterated = prior
             for _ in range(10):

@@ -5,12 +5,15 @@ Every module of the library (losses, evaluator) reduces to these functions.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 
 from .errors import InvalidValueError, ShapeError
 
 __all__ = [
+    "ScoreSums",
     "equivariance_penalty",
     "frechet_distance",
     "hybridise",
@@ -264,3 +267,104 @@ def frechet_distance(features_a: Tensor, features_b: Tensor) -> Tensor:
     eig = torch.linalg.eigvals(cov_a @ cov_b)
     tr_sqrt = eig.sqrt().real.sum()
     return (mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * tr_sqrt
+
+
+class ScoreSums(NamedTuple):
+    """Per-intervention averages over the prior samples, one row per intervention block.
+
+    Attributes:
+        change: ``(b, n)`` mean over the samples of the response's change per coordinate
+            (squared, or absolute in the ``authors`` convention).
+        size: ``(b,)`` mean size of the intervention on its own coordinate (same power).
+        eq_change: ``(b, n)`` mean unit-wise distance between ``S(Ñ)`` and ``S(Ň')`` (squared,
+            or its root in the ``authors`` convention), or ``None`` without an XBlock.
+    """
+
+    change: Tensor
+    size: Tensor
+    eq_change: Tensor | None
+
+
+def _consistency_update(
+    prior: Tensor,
+    reference: Tensor,
+    intervened: Tensor,
+    dims: Tensor,
+    values: Tensor,
+    convention: str,
+    causes: Tensor | None = None,
+    causes_back: Tensor | None = None,
+) -> ScoreSums:
+    r"""One chunk of the score computation: ``b`` intervention blocks of ``T`` samples each.
+
+    .. math:: c_{b,i} = \frac1T\sum_t p\big(R(\tilde N^{b,t})_i - R(N^t)_i\big), \qquad
+        s_b = \frac1T\sum_t p\big(N^t_{m_b} - v_b\big)
+
+    with :math:`p(x) = x^2` (``spec``) or :math:`|x|` (``authors``).
+
+    Args:
+        prior: ``(T, n)`` prior samples :math:`N`.
+        reference: ``(T, n)`` their responses :math:`R(N)`.
+        intervened: ``(b * T, n)`` responses :math:`R(\tilde N)`, block after block.
+        dims: ``(b,)`` intervened dimension of each block.
+        values: ``(b,)`` intervention value of each block.
+        convention: ``"spec"`` or ``"authors"``.
+        causes, causes_back: ``(b * T, n, u)`` :math:`S(\tilde N)` and :math:`S(\check N')`, or
+            ``None`` without an XBlock.
+    """
+    t, n = prior.shape
+    b = dims.shape[0]
+    authors = convention == "authors"
+
+    def power(x: Tensor) -> Tensor:
+        return x.abs() if authors else x.square()
+
+    moved = intervened.double().view(b, t, n)
+    change = power(moved - reference.double().unsqueeze(0)).mean(1)
+    own = prior.double()[:, dims].T  # (b, T): N_{m_b} of every sample
+    size = power(own - values.double().unsqueeze(1)).mean(1)
+    eq_change = None
+    if causes is not None and causes_back is not None:
+        dist = (causes.double() - causes_back.double()).square().sum(-1)
+        eq_change = (dist.sqrt() if authors else dist).view(b, t, n).mean(1)
+    return ScoreSums(change, size, eq_change)
+
+
+def _consistency_compute(
+    sums: ScoreSums,
+    n_interventions: int,
+    noise_var: Tensor,
+    response_var: Tensor,
+    cause_var: Tensor | None,
+    convention: str,
+) -> tuple[Tensor, Tensor | None]:
+    r"""INV and EQV ``(n, n)`` from the blocks of every chunk, stacked in ``(m, k)`` order.
+
+    .. math:: \mathrm{INV}[m, i] = 1 - \mathbb{E}_k\Big[\frac{c_{mk,i} / \sigma_i'^2}{s_{mk} / \sigma_m^2}\Big]
+
+    In the ``authors`` convention the variances become standard deviations (unsquared ratios):
+    the one place the two conventions differ in the invariance and equivariance scores.
+    """
+    n = noise_var.shape[0]
+    k = n_interventions
+    authors = convention == "authors"
+
+    def denominator(var: Tensor) -> Tensor:
+        return var.sqrt() if authors else var
+
+    change = sums.change.view(n, k, n)
+    size = sums.size.view(n, k)
+    invariance = score_from_errors(
+        normalised_change(change, denominator(response_var), size, denominator(noise_var))
+    )
+    equivariance = None
+    if sums.eq_change is not None and cause_var is not None:
+        equivariance = score_from_errors(
+            normalised_change(
+                sums.eq_change.view(n, k, n),
+                denominator(cause_var),
+                size,
+                denominator(noise_var),
+            )
+        )
+    return invariance, equivariance
