@@ -246,3 +246,55 @@ def test_deprecated_anneal_tau_and_bad_schedule() -> None:
         TrainConfig(tau_schedule="cosine")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="tau_start and tau_end must be > 0"):
         TrainConfig(tau_end=0.0)
+
+
+def test_schedules_follow_their_formulas_across_an_interrupted_and_resumed_run(
+    tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """λ warm-up, τ annealing over the whole run and the learning-rate halving, step by step,
+    against their formulas: a run interrupted at step 6 and resumed to 10 records the values an
+    uninterrupted 10-step run must have (not merely the same values as another run)."""
+    from consistency.data import SceneDataset
+    from consistency.models import PaperModel
+    from consistency.train import tau_at
+
+    data = SceneDataset(32, seed=0)  # batch 8: an epoch is 4 steps
+    cfg = TrainConfig(
+        steps=10,
+        batch_size=8,
+        lr=2e-3,
+        halve_lr_every_epochs=1,
+        tau_schedule="anneal",
+        tau_start=0.8,
+        tau_end=0.1,
+        warmup_steps=5,
+        checkpoint_every=0,
+        out=str(tmp_path / "run"),
+        progress=False,
+        figures=False,
+        seed=3,
+    )
+    torch.manual_seed(0)
+    model = build_model("AE", "scene", "XC-I")
+    calls = {"n": 0}
+    original = PaperModel.loss
+
+    def interrupted_loss(self, x):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 7:  # the 7th step never happens: Ctrl-C after 6 steps
+            raise KeyboardInterrupt
+        return original(self, x)
+
+    monkeypatch.setattr(PaperModel, "loss", interrupted_loss)
+    with pytest.warns(UserWarning, match="interrupted at step 6"):
+        part = train(model, data, cfg, evaluate=False)
+    assert part.interrupted and part.steps == 6
+    monkeypatch.setattr(PaperModel, "loss", original)
+    resumed = build_model("AE", "scene", "XC-I")
+    result = train(resumed, data, cfg, resume=True, evaluate=False)
+    history = result.history
+    assert [h["step"] for h in history] == list(range(1, 11))
+    for s, h in enumerate(history):  # record s describes the update made at step index s
+        assert h["tau"] == pytest.approx(tau_at(s, 10, "anneal", 0.8, 0.1), rel=1e-12)
+        assert h["consistency_weight"] == pytest.approx(4.0 * min(1.0, s / 5), rel=1e-12)
+        assert h["lr"] == pytest.approx(2e-3 * 0.5 ** (s // 4), rel=1e-12)

@@ -1,0 +1,163 @@
+"""Independent oracles: the XBlock and the samplers against their formulas, written here from
+docs/method.md and sharing no code with the library beyond the public call under test.
+
+Statistical tests use a fixed seed and state their false-alarm rate: a correct implementation
+fails them with the stated probability over seeds, and never at the fixed seed used here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from scipy import stats
+from torch import nn
+
+from consistency import AggregatePosterior, XBlock
+
+ALPHA = 1e-6  # false-alarm rate of each statistical test below
+
+
+def _mish(x: torch.Tensor) -> torch.Tensor:
+    return x * torch.tanh(torch.log1p(torch.exp(x)))
+
+
+def _mlp_by_hand(unit: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Linear -> Mish -> ... -> Linear, from the weight matrices alone."""
+    linears = [m for m in unit.modules() if isinstance(m, nn.Linear)]
+    for i, lin in enumerate(linears):
+        x = x @ lin.weight.T + lin.bias
+        if i < len(linears) - 1:
+            x = _mish(x)
+    return x
+
+
+@pytest.mark.parametrize(("unit_size", "residual"), [(1, False), (2, True), (1, True)])
+def test_xblock_eval_gates_adjacency_and_forward_match_the_formulas(
+    unit_size: int, residual: bool
+) -> None:
+    torch.manual_seed(0)
+    tau = 0.7
+    alpha = {(0, 1): 1.2, (0, 2): -0.4, (1, 2): 0.3}  # parent -> child
+    block = XBlock(3, unit_size, tau=tau, residual=residual).double().eval()
+    with torch.no_grad():
+        block.gate_logits.copy_(
+            torch.tensor([alpha[(0, 1)], alpha[(0, 2)], alpha[(1, 2)]], dtype=torch.float64)
+        )
+        for p in block.parameters():  # residual units start at zero: give them weights
+            if p is not block.gate_logits:
+                p.copy_(torch.randn_like(p) * 0.5)
+    g = {e: 1.0 / (1.0 + math.exp(-a / tau)) for e, a in alpha.items()}
+    expected_adj = torch.zeros(3, 3, dtype=torch.float64)
+    for (j, i), v in g.items():
+        expected_adj[j, i] = v
+    torch.testing.assert_close(block.adjacency(), expected_adj, rtol=0, atol=1e-12)
+    torch.testing.assert_close(block.sample_gates(5)[0], expected_adj, rtol=0, atol=1e-12)
+
+    noise = torch.randn(4, 3, dtype=torch.float64)
+    f = block.units
+
+    def unit(i: int, parents: list[torch.Tensor]) -> torch.Tensor:
+        inp = torch.cat([*parents, noise[:, i : i + 1]], dim=1)
+        z = _mlp_by_hand(f[i], inp)
+        return z + noise[:, i : i + 1] if residual else z
+
+    z0 = unit(0, [])
+    z1 = unit(1, [g[(0, 1)] * z0])
+    z2 = unit(2, [g[(0, 2)] * z0, g[(1, 2)] * z1])
+    torch.testing.assert_close(block(noise), torch.cat([z0, z1, z2], dim=1), rtol=0, atol=1e-10)
+    # do(Z_1 := v): unit 1 is replaced, its parents cut; unit 2 sees the new value
+    v = torch.full((unit_size,), 0.25, dtype=torch.float64)
+    z2_do = unit(2, [g[(0, 2)] * z0, g[(1, 2)] * v.expand(4, unit_size)])
+    torch.testing.assert_close(
+        block(noise, intervene={1: v}),
+        torch.cat([z0, v.expand(4, unit_size), z2_do], dim=1),
+        rtol=0,
+        atol=1e-10,
+    )
+
+
+def test_training_gates_open_with_the_logits_probability() -> None:
+    """A Gumbel-sigmoid gate exceeds 0.5 exactly when logistic noise + α > 0: P = σ(α),
+    whatever τ. Binomial test per edge at false-alarm rate ALPHA."""
+    torch.manual_seed(0)
+    logits = torch.tensor([1.5, -0.8, 0.0])
+    block = XBlock(3, tau=0.3).train()
+    with torch.no_grad():
+        block.gate_logits.copy_(logits)
+    draws = 20_000
+    gates = block.sample_gates(draws)
+    for (j, i), a in zip([(0, 1), (0, 2), (1, 2)], logits.tolist()):
+        opened = int((gates[:, j, i] > 0.5).sum())
+        p = 1.0 / (1.0 + math.exp(-a))
+        assert stats.binomtest(opened, draws, p).pvalue > ALPHA, (j, i, opened / draws, p)
+    assert torch.all(gates[:, [1, 2, 2], [0, 0, 1]] == 0)  # no edge against the order
+
+
+def _chi_square_uniform(counts: torch.Tensor) -> float:
+    return float(stats.chisquare(counts.double().numpy()).pvalue)
+
+
+def test_posterior_samples_take_whole_rows_uniformly() -> None:
+    bank = torch.tensor([[0.0, 10.0], [1.0, 11.0], [2.0, 12.0], [3.0, 13.0]])
+    q = AggregatePosterior(2, capacity=4)
+    q.update(bank)
+    draws = q.sample(8000, "posterior", generator=torch.Generator().manual_seed(0))
+    rows = draws[:, 0].long()
+    assert torch.equal(draws[:, 1], draws[:, 0] + 10.0)  # whole rows, never mixed
+    assert _chi_square_uniform(torch.bincount(rows, minlength=4)) > ALPHA
+
+
+def test_hybrid_coordinates_are_independent_uniform_rows() -> None:
+    bank = torch.tensor([[0.0, 10.0], [1.0, 11.0], [2.0, 12.0]])
+    q = AggregatePosterior(2, capacity=3)
+    q.update(bank)
+    draws = q.sample(9000, "hybrid", generator=torch.Generator().manual_seed(1))
+    first, second = draws[:, 0].long(), (draws[:, 1] - 10.0).long()
+    joint = torch.bincount(first * 3 + second, minlength=9)  # 9 cells, uniform if independent
+    assert _chi_square_uniform(joint) > ALPHA
+    assert bool((first != second).any())  # hybrids mix rows (posterior draws never do)
+
+
+def test_uniform_draws_stay_within_and_cover_the_bounding_box() -> None:
+    bank = torch.tensor([[-1.0, 5.0], [3.0, 6.0], [0.0, 9.0]])
+    q = AggregatePosterior(2, capacity=3)
+    q.update(bank)
+    draws = q.sample(5000, "uniform", generator=torch.Generator().manual_seed(2))
+    lo, hi = torch.tensor([-1.0, 5.0]), torch.tensor([3.0, 9.0])
+    assert bool((draws >= lo).all() and (draws <= hi).all())
+    scaled = (draws - lo) / (hi - lo)
+    for i in range(2):  # Kolmogorov-Smirnov against U[0, 1]
+        assert stats.kstest(scaled[:, i].numpy(), "uniform").pvalue > ALPHA
+
+
+def test_intervention_values_come_from_the_bank_column() -> None:
+    q = AggregatePosterior(3, capacity=8)
+    q.update(torch.tensor([[7.0, -2.0, 0.5]]).repeat(8, 1))
+    dims = torch.tensor([0, 1, 2, 2, 0])
+    values = q.intervention_values(dims, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(values, torch.tensor([7.0, -2.0, 0.5, 0.5, 7.0]))
+
+
+def test_vae_kl_matches_the_closed_form() -> None:
+    """β·KL(N(μ, σ²) || N(0, 1)) summed over latents, averaged over the batch, against
+    torch.distributions."""
+    from consistency.data import SceneDataset
+    from consistency.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("VAE", "scene", "plain", beta=2.5).eval()
+    x = SceneDataset(6, seed=0).images
+    with torch.no_grad():
+        mean, logvar = model.encode(x)
+        expected = (
+            torch.distributions.kl_divergence(
+                torch.distributions.Normal(mean, (0.5 * logvar).exp()),
+                torch.distributions.Normal(0.0, 1.0),
+            )
+            .sum(1)
+            .mean()
+        )
+        terms = model.loss(x)
+    assert float(terms.regulariser) == pytest.approx(2.5 * float(expected), rel=1e-5)
