@@ -161,3 +161,51 @@ def test_vae_kl_matches_the_closed_form() -> None:
         )
         terms = model.loss(x)
     assert float(terms.regulariser) == pytest.approx(2.5 * float(expected), rel=1e-5)
+
+
+@pytest.mark.parametrize("normalise", [None, "prior"])
+def test_losses_closed_form_for_a_linear_response(normalise: str | None) -> None:
+    """R(N) = M N with hand-picked interventions: every dimension of every prior row is set to
+    the bank's only value v (a constant bank), so the losses have closed forms:
+
+    INV = mean_rows (1/n) Σ_m Σ_{i≠m} (M[i, m] (v_m − N_m))² / s_i   (averaged over the n·T rows)
+    EQV = mean_rows (1/n) Σ_{i≠m} (Ñ_i − (M Ñ)_i)² / s_i              (no XBlock: S = id)
+
+    with s_i = 1 (raw) or the prior's variance of coordinate i. A square turned into an absolute
+    value, or a changed normaliser, fails here."""
+    from consistency import EquivarianceLoss, InvarianceLoss
+
+    m = torch.tensor([[1.0, 0.2, 0.0], [0.5, 0.9, 0.0], [-1.5, 0.3, 1.1]], dtype=torch.float64)
+    enc = lambda x: x @ m.T  # noqa: E731  (images = noise, so R(N) = M N)
+    dec = lambda z: z  # noqa: E731
+    prior = torch.tensor(
+        [[0.0, 1.0, -1.0], [2.0, -1.0, 0.5], [1.0, 0.5, 2.0], [-1.0, 0.0, 1.0]],
+        dtype=torch.float64,
+    )
+    value = torch.tensor([3.0, -2.0, 0.5], dtype=torch.float64)
+    bank = AggregatePosterior(3, capacity=4, dtype=torch.float64)
+    bank.update(value.repeat(4, 1))
+    n, t = 3, prior.shape[0]
+    s = prior.var(0, unbiased=False) if normalise == "prior" else torch.ones(3, dtype=torch.float64)
+    inv_terms, eqv_terms = [], []
+    for k in range(t):
+        for d in range(n):
+            moved = prior[k].clone()
+            moved[d] = value[d]
+            resp = m @ moved
+            inv_terms.append(
+                sum(
+                    float((m[i, d] * (value[d] - prior[k, d])) ** 2 / s[i])
+                    for i in range(n)
+                    if i != d
+                )
+                / n
+            )
+            eqv_terms.append(
+                sum(float((moved[i] - resp[i]) ** 2 / s[i]) for i in range(n) if i != d) / n
+            )
+    kw = dict(dims="all", n_interventions=1, values_from="sampler", normalise=normalise)
+    inv = InvarianceLoss(enc, dec, bank, **kw)  # type: ignore[arg-type]
+    eqv = EquivarianceLoss(enc, dec, bank, **kw)  # type: ignore[arg-type]
+    assert float(inv(prior)) == pytest.approx(sum(inv_terms) / len(inv_terms), rel=1e-12)
+    assert float(eqv(prior)) == pytest.approx(sum(eqv_terms) / len(eqv_terms), rel=1e-12)

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -62,11 +64,11 @@ def test_resume_without_checkpoint(mnist_root, tmp_path) -> None:  # type: ignor
         train(build_model("AE", "S"), data, config(tmp_path / "none", 2), resume=True)
 
 
-def _run_example(name: str, args: list[str]) -> None:
+def _run_example(name: str, args: list[str]) -> Any:
     sys.path.insert(0, str(ROOT / "examples"))
     try:
         module = __import__(name)
-        module.main(args)
+        return module.main(args)
     finally:
         sys.path.remove(str(ROOT / "examples"))
 
@@ -99,6 +101,12 @@ def test_mnist_example_end_to_end(mnist_root, tmp_path, capsys) -> None:  # type
         "invariance_posterior.png",
         "latent_traversals.png",
     } <= names
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["mean_invariance"] is not None and math.isfinite(report["mean_invariance"])
+    scn = report["extras"]["self_consistency_modes"]
+    assert set(scn) == {"posterior", "hybrid", "uniform"}
+    assert all(v is not None and math.isfinite(v) for v in scn.values()), scn
+    assert math.isfinite(report["extras"]["test_reconstruction"])
 
 
 @pytest.mark.filterwarnings(
@@ -135,7 +143,7 @@ def test_retrofit_example_end_to_end(mnist_root, capsys) -> None:  # type: ignor
 
 
 def test_quickstart_end_to_end(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    _run_example(
+    rows = _run_example(
         "quickstart",
         [
             "--steps",
@@ -165,6 +173,25 @@ def test_quickstart_end_to_end(tmp_path, capsys) -> None:  # type: ignore[no-unt
         assert line in out
     assert (tmp_path / "qs" / "XCAE-I" / "graph_learned_vs_true.png").exists()
     assert (tmp_path / "qs" / "AE" / "report.json").exists()
+    # the numbers, not only the strings: every score of both models is a finite number in its
+    # range (3 steps are too few for XC to beat AE; tests/test_effect.py checks that, slow)
+    assert set(rows) == {"AE", "XCAE-I"}
+    for label, row in rows.items():
+        assert row["reconstruction error"] is not None and 0 < row["reconstruction error"] < 1e4
+        for key in (
+            "mean off-diag invariance",
+            "self-consistency (posterior)",
+            "self-consistency (hybrid)",
+            "self-consistency (uniform)",
+            "noise MMD² (hybrid)",
+            "data-side invariance",
+        ):
+            value = row[key]
+            assert value is not None and math.isfinite(value), (label, key, value)
+            assert value <= 1.0 + 1e-9 or key.startswith("noise"), (label, key, value)
+    xc = rows["XCAE-I"]
+    assert xc["SHD vs true graph"] is not None and 0 <= xc["SHD vs true graph"] <= 20
+    assert xc["P(random SHD <= learned)"] is not None and 0 <= xc["P(random SHD <= learned)"] <= 1
 
 
 def test_scene_dataset_in_training_example(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
