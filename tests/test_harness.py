@@ -14,7 +14,12 @@ from consistency import (
     XBlock,
     draw_interventions,
 )
-from tests.harness import oracle_equivariance_loss, oracle_invariance_loss, oracle_scores
+from tests.harness import (
+    oracle_equivariance_loss,
+    oracle_invariance_loss,
+    oracle_scores,
+    oracle_scores_authors,
+)
 
 
 def nets(n: int = 3, d: int = 5, u: int = 2, dtype: torch.dtype = torch.float64):  # type: ignore[no-untyped-def]
@@ -67,7 +72,8 @@ def test_equivariance_loss_matches_loop_oracle(normalise: str | None) -> None:
     assert torch.allclose(value.double(), expected, rtol=1e-6, atol=1e-10)
 
 
-def test_evaluator_matches_loop_oracle() -> None:
+@pytest.mark.parametrize("convention", ["spec", "authors"])
+def test_evaluator_matches_loop_oracle(convention: str) -> None:
     enc, block, dec, _ = nets()
     q = AggregatePosterior(3, dtype=torch.float64)
     q.update(torch.randn(40, 3, dtype=torch.float64))
@@ -82,11 +88,13 @@ def test_evaluator_matches_loop_oracle() -> None:
         generator=g,
         progress=False,
         batch_size=5,
+        convention=convention,  # type: ignore[arg-type]
     ).evaluate()
     g = torch.Generator().manual_seed(7)  # replay the evaluator's draws
     prior = q.sample(6, "posterior", generator=g)
     values = q.intervention_values(torch.arange(3).repeat_interleave(2), generator=g).view(3, 2)
-    inv, eqv, scn = oracle_scores(enc, dec, prior, values, causes=block)
+    oracle = oracle_scores if convention == "spec" else oracle_scores_authors
+    inv, eqv, scn = oracle(enc, dec, prior, values, causes=block)
     assert torch.allclose(report.invariance.double(), inv, atol=1e-5)
     assert report.equivariance is not None and eqv is not None
     assert torch.allclose(report.equivariance.double(), eqv, atol=1e-5)
