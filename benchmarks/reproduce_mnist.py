@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> None:
             eval_data=args.eval_data,
             eval_samples=args.eval_samples,
             eval_interventions=args.eval_interventions,
+            grad_clip=args.grad_clip,
             config="default",
         )
         for seed in args.seeds
@@ -146,7 +147,9 @@ def main(argv: list[str] | None = None) -> None:
         f"Made by `{command.strip()}`.",
         "",
         f"Real MNIST, preset S, library defaults (`Recipe()`, τ annealed 1 → 0.2 over the run), "
-        f"{args.steps} steps × batch {args.batch_size}, Adam lr {args.lr}, seeds "
+        f"{args.steps} steps × batch {args.batch_size}, Adam lr {args.lr}"
+        + ("" if args.grad_clip is None else f", gradient norm capped at {args.grad_clip:g}")
+        + ", seeds "
         f"{', '.join(map(str, args.seeds))}; one CPU thread per run. Evaluation: "
         f"{args.eval_data} test images' means as the aggregate posterior, {args.eval_samples} "
         f"prior samples × {args.eval_interventions} interventions per dimension. Mean ± std "

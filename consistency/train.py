@@ -56,6 +56,9 @@ class TrainConfig:
     ``"authors"`` is the authors' ``max(exp(-0.01 step), 0.01)``, which reaches its floor at
     step ~460 whatever the run length and then leaves about 5 % of gate draws with a gradient.
     ``anneal_tau=True`` is a deprecated spelling of ``tau_schedule="authors"``.
+
+    ``grad_clip`` caps the global gradient norm before each Adam step (``None``: no cap). The
+    norm is recorded every step (``history[i]["grad_norm"]``) either way.
     """
 
     steps: int = 100_000
@@ -71,6 +74,7 @@ class TrainConfig:
     tau_end: float = 0.2
     anneal_tau: bool = False
     warmup_steps: int = 0
+    grad_clip: float | None = None
     checkpoint_every: int = 1000
     out: str = "runs/run"
     eval_samples: int = 1000
@@ -92,6 +96,8 @@ class TrainConfig:
             raise InvalidValueError(
                 f"tau_schedule must be one of {TAU_SCHEDULES}; got {self.tau_schedule!r}"
             )
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be > 0 or None; got {self.grad_clip}")
         if not (self.tau_start > 0 and self.tau_end > 0):
             raise InvalidValueError(
                 f"tau_start and tau_end must be > 0; got {self.tau_start} and {self.tau_end}"
@@ -247,7 +253,8 @@ def train(
     if data.shape[0] == 0:
         raise InvalidValueError("the training data set is empty")
     model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=config.lr)
     per_epoch = max(1, data.shape[0] // config.batch_size)
     sched = torch.optim.lr_scheduler.StepLR(
         opt, step_size=config.halve_lr_every_epochs * per_epoch, gamma=0.5
@@ -300,11 +307,15 @@ def train(
                 terms = model.loss(x)
             opt.zero_grad(set_to_none=True)
             terms.total.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                params, config.grad_clip if config.grad_clip is not None else math.inf
+            )
             opt.step()
             sched.step()
             step += 1
             record = {"step": step, **{k: float(v.detach()) for k, v in terms._asdict().items()}}
             record["lr"] = lr
+            record["grad_norm"] = float(grad_norm)
             if model.consistency is not None:
                 record["consistency_weight"] = model.consistency.weight
             if model.xblock is not None:

@@ -262,7 +262,38 @@ def test_history_records_schedules_per_step(mnist_root, tmp_path) -> None:  # ty
         [4.0 * min(1.0, s / 4) for s in range(6)]
     )
     assert all(h["lr"] == pytest.approx(1e-4) for h in result.history)
+    assert all(h["grad_norm"] > 0 and math.isfinite(h["grad_norm"]) for h in result.history)
     assert not (tmp_path / "h" / "report.json").exists()  # evaluate=False
+
+
+def test_grad_clip_caps_the_update_and_rejects_bad_values(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """With a cap far below the gradient norm, the first Adam step is unchanged (Adam is
+    scale-invariant per coordinate) but the recorded norm is the pre-clip one; the cap must be
+    positive."""
+    from consistency.data import SceneDataset
+
+    with pytest.raises(ValueError, match="grad_clip must be > 0 or None; got 0"):
+        TrainConfig(grad_clip=0.0)
+    data = SceneDataset(16, seed=0)
+    norms = {}
+    for clip in (None, 1e-3):
+        torch.manual_seed(0)
+        model = build_model("AE", "scene", "plain")
+        cfg = TrainConfig(
+            steps=2,
+            batch_size=8,
+            lr=1e-3,
+            checkpoint_every=0,
+            out=str(tmp_path / str(clip)),
+            progress=False,
+            figures=False,
+            grad_clip=clip,
+            seed=1,
+        )
+        result = train(model, data, cfg, evaluate=False)
+        norms[clip] = [h["grad_norm"] for h in result.history]
+    assert norms[None][0] == pytest.approx(norms[1e-3][0], rel=1e-6)  # recorded before the cap
+    assert norms[None][0] > 1e-3
 
 
 def test_deprecated_anneal_tau_and_bad_schedule() -> None:
