@@ -97,7 +97,7 @@ class TrainConfig:
                 f"tau_schedule must be one of {TAU_SCHEDULES}; got {self.tau_schedule!r}"
             )
         if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be > 0 or None; got {self.grad_clip}")
+            raise InvalidValueError(f"grad_clip must be > 0 or None; got {self.grad_clip}")
         if not (self.tau_start > 0 and self.tau_end > 0):
             raise InvalidValueError(
                 f"tau_start and tau_end must be > 0; got {self.tau_start} and {self.tau_end}"
