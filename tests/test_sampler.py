@@ -90,8 +90,10 @@ def test_state_dict_round_trip_and_dtype() -> None:
     q2.load_state_dict(q.state_dict())
     assert len(q2) == 7 and torch.equal(q2.bank, q.bank)
     q2.update(torch.randn(5, 3))
-    q.update(q2.bank[-0:][:0])  # empty update is a no-op
     assert len(q2) == 10
+    before = (len(q), q.bank.clone(), int(q._next))
+    q.update(torch.zeros(0, 3))  # an empty update changes nothing
+    assert (len(q), int(q._next)) == before[::2] and torch.equal(q.bank, before[1])
     q3 = AggregatePosterior(3, capacity=2)  # capacity follows the saved bank
     q3.load_state_dict(q.state_dict())
     assert q3.capacity == 10 and torch.equal(q3.bank, q.bank)
