@@ -95,26 +95,39 @@ def oracle_equivariance_loss(
 
 
 def oracle_scores(
-    encoder: Fn, decoder: Fn, prior: Tensor, values: Tensor, causes: Fn | None = None
+    encoder: Fn,
+    decoder: Fn,
+    prior: Tensor,
+    values: Tensor,
+    causes: Fn | None = None,
+    convention: str = "spec",
 ) -> tuple[Tensor, Tensor | None, Tensor]:
-    """INV, EQV and SCN of docs/method.md by explicit loops over m, the K values of ``values`` (n, K), and samples."""
+    """INV, EQV and SCN of docs/method.md by explicit loops over m, the K values of ``values``
+    (n, K), and samples. ``spec``: squared changes over variances, SCN = 1 - E(R(N) - N)^2/var.
+    ``authors``: absolute changes over standard deviations (EQV: the root of the unit-wise
+    squared distance), SCN from R iterated 10 times, ``clamp(1 - E|N - R^10(N)| / std, 0, 1)``."""
+    authors = convention == "authors"
+    p = (lambda x: abs(x)) if authors else (lambda x: x**2)
     t, n = prior.shape
     k_count = values.shape[1]
     ref = torch.stack([respond_one(encoder, decoder, prior[j]) for j in range(t)])
     var = lambda x: ((x - x.mean(0)) ** 2).mean(0)  # noqa: E731
-    sigma2, sigma2_r = var(prior), var(ref)
+    den = (lambda x: var(x).sqrt()) if authors else var
+    s_n, s_r = den(prior), den(ref)
     cz = (
         None
         if causes is None
         else torch.stack([causes(prior[j : j + 1])[0].view(n, -1) for j in range(t)])
     )
-    sigma2_z = None if cz is None else var(cz).sum(-1)
+    s_z = None if cz is None else var(cz).sum(-1)
+    if s_z is not None and authors:
+        s_z = s_z.sqrt()
     inv = torch.zeros(n, n, dtype=prior.dtype)
     eqv = torch.zeros(n, n, dtype=prior.dtype)
     for m in range(n):
         for kk in range(k_count):
             v = values[m, kk]
-            size = sum((prior[j, m] - v) ** 2 for j in range(t)) / t / sigma2[m]
+            size = sum(p(prior[j, m] - v) for j in range(t)) / t / s_n[m]
             for i in range(n):
                 change = 0.0
                 eq = 0.0
@@ -122,58 +135,7 @@ def oracle_scores(
                     moved = prior[j].clone()
                     moved[m] = v
                     r = respond_one(encoder, decoder, moved)
-                    change = change + (r[i] - ref[j, i]) ** 2
-                    if causes is not None:
-                        back = r.clone()
-                        back[m] = v
-                        eq = (
-                            eq
-                            + (
-                                (
-                                    causes(moved[None])[0].view(n, -1)[i]
-                                    - causes(back[None])[0].view(n, -1)[i]
-                                )
-                                ** 2
-                            ).sum()
-                        )
-                inv[m, i] += (change / t / sigma2_r[i]) / size / k_count
-                if sigma2_z is not None:
-                    eqv[m, i] += (eq / t / sigma2_z[i]) / size / k_count
-    scn = 1 - ((ref - prior) ** 2).mean(0) / sigma2
-    return 1 - inv, (1 - eqv) if causes is not None else None, scn
-
-
-def oracle_scores_authors(
-    encoder: Fn, decoder: Fn, prior: Tensor, values: Tensor, causes: Fn | None = None
-) -> tuple[Tensor, Tensor | None, Tensor]:
-    """The ``authors`` convention of docs/method.md by explicit loops: unsquared ratios
-    (absolute changes over standard deviations) in INV and EQV, and SCN from the response
-    iterated 10 times, ``clamp(1 - E|N_i - R^10(N)_i| / σ_i, 0, 1)``."""
-    t, n = prior.shape
-    k_count = values.shape[1]
-    ref = torch.stack([respond_one(encoder, decoder, prior[j]) for j in range(t)])
-    std = lambda x: ((x - x.mean(0)) ** 2).mean(0).sqrt()  # noqa: E731
-    sigma, sigma_r = std(prior), std(ref)
-    cz = (
-        None
-        if causes is None
-        else torch.stack([causes(prior[j : j + 1])[0].view(n, -1) for j in range(t)])
-    )
-    sigma_z = None if cz is None else (((cz - cz.mean(0)) ** 2).mean(0).sum(-1)).sqrt()
-    inv = torch.zeros(n, n, dtype=prior.dtype)
-    eqv = torch.zeros(n, n, dtype=prior.dtype)
-    for m in range(n):
-        for kk in range(k_count):
-            v = values[m, kk]
-            size = sum(abs(prior[j, m] - v) for j in range(t)) / t / sigma[m]
-            for i in range(n):
-                change = 0.0
-                eq = 0.0
-                for j in range(t):
-                    moved = prior[j].clone()
-                    moved[m] = v
-                    r = respond_one(encoder, decoder, moved)
-                    change = change + abs(r[i] - ref[j, i])
+                    change = change + p(r[i] - ref[j, i])
                     if causes is not None:
                         back = r.clone()
                         back[m] = v
@@ -181,12 +143,16 @@ def oracle_scores_authors(
                             causes(moved[None])[0].view(n, -1)[i]
                             - causes(back[None])[0].view(n, -1)[i]
                         )
-                        eq = eq + (diff**2).sum().sqrt()
-                inv[m, i] += (change / t / sigma_r[i]) / size / k_count
-                if sigma_z is not None:
-                    eqv[m, i] += (eq / t / sigma_z[i]) / size / k_count
-    iterated = prior.clone()
-    for _ in range(10):
-        iterated = torch.stack([respond_one(encoder, decoder, row) for row in iterated])
-    scn = (1 - (prior - iterated).abs().mean(0) / sigma).clamp(0, 1)
+                        dist = (diff**2).sum()
+                        eq = eq + (dist.sqrt() if authors else dist)
+                inv[m, i] += (change / t / s_r[i]) / size / k_count
+                if s_z is not None:
+                    eqv[m, i] += (eq / t / s_z[i]) / size / k_count
+    if authors:
+        iterated = prior.clone()
+        for _ in range(10):
+            iterated = torch.stack([respond_one(encoder, decoder, row) for row in iterated])
+        scn = (1 - (prior - iterated).abs().mean(0) / s_n).clamp(0, 1)
+    else:
+        scn = 1 - ((ref - prior) ** 2).mean(0) / s_n
     return 1 - inv, (1 - eqv) if causes is not None else None, scn

@@ -14,12 +14,7 @@ from consistency import (
     XBlock,
     draw_interventions,
 )
-from tests.harness import (
-    oracle_equivariance_loss,
-    oracle_invariance_loss,
-    oracle_scores,
-    oracle_scores_authors,
-)
+from tests.harness import oracle_equivariance_loss, oracle_invariance_loss, oracle_scores
 
 
 def nets(n: int = 3, d: int = 5, u: int = 2, dtype: torch.dtype = torch.float64):  # type: ignore[no-untyped-def]
@@ -93,8 +88,7 @@ def test_evaluator_matches_loop_oracle(convention: str) -> None:
     g = torch.Generator().manual_seed(7)  # replay the evaluator's draws
     prior = q.sample(6, "posterior", generator=g)
     values = q.intervention_values(torch.arange(3).repeat_interleave(2), generator=g).view(3, 2)
-    oracle = oracle_scores if convention == "spec" else oracle_scores_authors
-    inv, eqv, scn = oracle(enc, dec, prior, values, causes=block)
+    inv, eqv, scn = oracle_scores(enc, dec, prior, values, causes=block, convention=convention)
     assert torch.allclose(report.invariance.double(), inv, atol=1e-5)
     assert report.equivariance is not None and eqv is not None
     assert torch.allclose(report.equivariance.double(), eqv, atol=1e-5)
