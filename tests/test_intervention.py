@@ -55,3 +55,20 @@ def test_compile_matches_eager() -> None:
     values = torch.randn(5)
     compiled = torch.compile(intervene, fullgraph=True, backend="eager")
     assert torch.equal(compiled(noise, dims, values), intervene(noise, dims, values))
+
+
+def test_dimension_bounds_dtype_and_values_are_exact() -> None:
+    """Edges that a planted off-by-one or a dropped dtype would pass: dims = -n and n - 1 are
+    valid, n and -n - 1 are not; a single out-of-range tensor index is caught; float64 values
+    into float32 noise keep float32; the int form intervenes on the same coordinate."""
+    noise = torch.zeros(2, 3)
+    assert torch.equal(intervene(noise, -3, 1.0)[:, 0], torch.ones(2))  # -n is dimension 0
+    assert torch.equal(intervene(noise, 2, 1.0)[:, 2], torch.ones(2))
+    for bad in (3, -4):
+        with pytest.raises(ValueError, match=f"dims={bad} is out of range"):
+            intervene(noise, bad, 0.0)
+    with pytest.raises(ValueError, match="dims"):
+        intervene(torch.zeros(1, 3), torch.tensor([3]), 0.0)  # one row, one bad index
+    out = intervene(noise, torch.tensor([0, 1]), torch.tensor([2.0, 3.0], dtype=torch.float64))
+    assert out.dtype == torch.float32
+    assert torch.equal(out, torch.tensor([[2.0, 0.0, 0.0], [0.0, 3.0, 0.0]]))

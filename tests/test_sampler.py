@@ -151,3 +151,21 @@ def test_update_gathers_across_ranks(tmp_path) -> None:  # type: ignore[no-untyp
 
     init = f"file://{tmp_path / 'rendezvous'}"
     mp.start_processes(_dist_worker, args=(2, init), nprocs=2, join=True, start_method="fork")
+
+
+def test_capacity_one_and_state_dict_width_checks() -> None:
+    """capacity = 1 is the smallest valid bank (0 and a bool are not); loading a bank of another
+    width is a clear error naming both widths."""
+    q = AggregatePosterior(2, capacity=1)
+    q.update(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+    assert len(q) == 1 and torch.equal(q.bank, torch.tensor([[3.0, 4.0]]))
+    for bad in (0, True):
+        with pytest.raises((ValueError, TypeError), match="capacity"):
+            AggregatePosterior(2, capacity=bad)  # type: ignore[arg-type]
+    other = AggregatePosterior(3, capacity=4)
+    other.update(torch.zeros(2, 3))
+    with pytest.raises(
+        ValueError, match=r"state_dict bank has width 3; this AggregatePosterior has dim=2"
+    ):
+        AggregatePosterior(2, capacity=4).load_state_dict(other.state_dict())
+    assert q._count.dtype == torch.long and q._next.dtype == torch.long
