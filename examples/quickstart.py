@@ -8,7 +8,7 @@ modes, noise-independence MMD, latent-factor correlation, the data-side invarian
 learned graph beside the true one with its structural Hamming distance. Pictures go to
 ``--out`` (default ``runs/quickstart``).
 
-    python examples/quickstart.py [--steps 1500] [--seed 0] [--device cuda]
+    python examples/quickstart.py [--steps 900] [--seed 0] [--device cuda]
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float | None]]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--steps", type=int, default=1500, help="training steps per model")
+    parser.add_argument("--steps", type=int, default=900, help="training steps per model")
     parser.add_argument("--train-size", type=int, default=20_000)
     parser.add_argument("--test-size", type=int, default=2_000)
     parser.add_argument("--batch-size", type=int, default=128)
