@@ -170,12 +170,10 @@ class ConsistencyEvaluator:
         in eval mode, restored on exit."""
         return evaluation_mode(*self.model.modules)
 
-    def _mode(self) -> contextlib.AbstractContextManager[None]:
-        return self.evaluation_mode()
-
     def generate(self, noise: Tensor) -> Tensor:
-        """Images for noise ``(B, n)`` through the generative map, in chunks of ``batch_size``,
-        without gradients and in eval mode."""
+        """Images for noise ``(B, n)`` through the generative map, in chunks of the handle's
+        ``max_batch`` (``batch_size`` when the evaluator built the handle), without gradients
+        and in eval mode."""
         with self.model.evaluation():
             return self.model.generate(noise)
 
@@ -189,7 +187,7 @@ class ConsistencyEvaluator:
     def evaluate(self, mode: str = "posterior") -> ConsistencyReport:
         """Compute every score with prior samples drawn in ``mode``."""
         mode = _check_mode(mode)
-        with self._mode():
+        with self.evaluation_mode():
             return self._evaluate(mode)
 
     def _evaluate(self, mode: str) -> ConsistencyReport:
@@ -310,7 +308,7 @@ class ConsistencyEvaluator:
     ) -> SelfConsistencyTable:
         """Self-consistency under each sampling mode (the paper's Table 2 row for one model)."""
         rows = []
-        with self._mode():
+        with self.evaluation_mode():
             for mode in modes:
                 mode = _check_mode(mode)
                 prior = self.sampler.sample(self.n_samples, mode, generator=self.generator)
@@ -342,7 +340,7 @@ class ConsistencyEvaluator:
         """
         grid = self.traversal_grid(dim, steps)
         t = n_samples if n_samples is not None else min(self.n_samples, 64)
-        with self._mode():
+        with self.evaluation_mode():
             prior = self.sampler.sample(t, "posterior", generator=self.generator)
             base = prior.repeat_interleave(steps, dim=0)
             noisy = intervene(base, dim, grid.repeat(t))

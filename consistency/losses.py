@@ -96,7 +96,6 @@ class _ConsistencyLoss(nn.Module):
         self.weight = float(weight)
         self.normalise: Normalise | None = normalise
         self.values_from: ValuesFrom = values_from
-        self.max_batch = None if max_batch is None else check_positive_int(max_batch, "max_batch")
         self.generator = generator
 
     @property
@@ -125,6 +124,11 @@ class _ConsistencyLoss(nn.Module):
     @property
     def xblock(self) -> XBlock | None:
         return self._refs[0].xblock
+
+    @property
+    def max_batch(self) -> int | None:
+        """Largest batch sent through the networks at once (the handle's)."""
+        return self._refs[0].max_batch
 
     def extra_repr(self) -> str:
         return (
