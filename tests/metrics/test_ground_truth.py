@@ -112,6 +112,7 @@ def test_random_dag_baseline_is_acyclic_sized_and_exact_for_tiny_graphs() -> Non
     base = random_dag_shd(true, 1, samples=4000, generator=torch.Generator().manual_seed(0))
     # one edge between two nodes: right direction (SHD 0) or reversed (SHD 1), each half the time
     assert set(base.shd.tolist()) == {0, 1}
+    # binomial, 4000 draws: s.e. sqrt(0.25 / 4000) = 0.0079, so 0.05 is 6.3 s.e. (false alarm < 1e-9)
     assert base.mean == pytest.approx(0.5, abs=0.05)
     assert base.share_at_most(0) == pytest.approx(0.5, abs=0.05)
     empty = random_dag_shd(CausalScene().graph, 0, samples=10)
