@@ -225,6 +225,33 @@ def test_self_consistency_table_and_traversals() -> None:
     assert torch.allclose(err[:, :, 1], -0.5 * grid[None, :].expand(64, 7))  # R(Ñ)_1 - Ñ_1 = -v/2
 
 
+def test_traversal_grid_bounds_and_defaults() -> None:
+    """Every dimension index in [0, n) is accepted (and no other), at least 2 steps; the grid is
+    the bank's quantiles in the bank's dtype; traversal_responses honours n_samples, defaults
+    to 20 steps, and is repeatable with a seeded generator."""
+    q = bank(3)
+    ev = evaluator(lambda x: 0.5 * x, lambda z: z, q)
+    for dim in (0, 2):
+        grid = ev.traversal_grid(dim, 2)
+        assert grid.dtype == q.bank.dtype == torch.float64
+        assert torch.equal(grid, torch.stack([q.bank[:, dim].min(), q.bank[:, dim].max()]))
+    for dim in (-1, 3):
+        with pytest.raises(ValueError, match=r"dim must lie in \[0, 3\); got " + str(dim)):
+            ev.traversal_grid(dim)
+    with pytest.raises(ValueError, match="steps must be >= 2"):
+        ev.traversal_grid(0, 1)
+    assert ev.traversal_responses(0).shape == (64, 20, 3)
+    assert ev.traversal_responses(0, steps=3, n_samples=5).shape == (5, 3, 3)
+    # R = N / 2 everywhere: the error on untouched coordinates is -N_i / 2, so it shows which
+    # prior rows were drawn: the same seed draws the same rows
+    a = evaluator(lambda x: 0.5 * x, lambda z: z, q, seed=3).traversal_responses(0, 3, 5)
+    b = evaluator(lambda x: 0.5 * x, lambda z: z, q, seed=3).traversal_responses(0, 3, 5)
+    c = evaluator(lambda x: 0.5 * x, lambda z: z, q, seed=4).traversal_responses(0, 3, 5)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    rows = -2 * a[:, 0, 1:]  # the drawn prior rows' coordinates 1 and 2: whole bank rows
+    assert all(bool((q.bank[:, 1:] == r).all(1).any()) for r in rows)
+
+
 def test_errors() -> None:
     with pytest.raises(EmptySamplerError, match="empty AggregatePosterior"):
         ConsistencyEvaluator(lambda x: x, lambda z: z, AggregatePosterior(3))

@@ -107,10 +107,14 @@ def test_state_dict_round_trip_and_dtype() -> None:
 
 def test_errors() -> None:
     q = AggregatePosterior(3)
-    with pytest.raises(EmptySamplerError, match="bank is empty"):
-        q.sample(4)
-    with pytest.raises(EmptySamplerError, match="empty"):
+    # each message says what could not be done, and how full the bank is
+    empty = r"the AggregatePosterior bank is empty \(0 of 10000 rows\); call \.update\(latents\)"
+    with pytest.raises(EmptySamplerError, match=r"cannot sample in mode 'hybrid': " + empty):
+        q.sample(4, "hybrid")
+    with pytest.raises(EmptySamplerError, match=r"cannot draw intervention values: " + empty):
         q.intervention_values([0])
+    with pytest.raises(EmptySamplerError, match=r"cannot compute bounds: " + empty):
+        q.bounds()
     with pytest.raises(ShapeError, match=r"axis 1 .* must be 3; got 4"):
         q.update(torch.randn(2, 4))
     with pytest.raises(ShapeError, match="rank 2"):
@@ -169,3 +173,13 @@ def test_capacity_one_and_state_dict_width_checks() -> None:
     ):
         AggregatePosterior(2, capacity=4).load_state_dict(other.state_dict())
     assert q._count.dtype == torch.long and q._next.dtype == torch.long
+
+
+def test_state_dict_without_the_bank_loads_non_strict() -> None:
+    """A checkpoint saved before the sampler existed has no bank key: non-strict loading keeps
+    the sampler as it was and reports the key missing."""
+    q = AggregatePosterior(3, capacity=4)
+    q.update(torch.ones(2, 3))
+    result = q.load_state_dict({}, strict=False)
+    assert "bank_buffer" in result.missing_keys
+    assert len(q) == 2 and torch.equal(q.bank, torch.ones(2, 3))

@@ -247,3 +247,28 @@ def test_residual_block_starts_as_identity_and_keeps_causal_order(
     assert sum(p.numel() for p in block.parameters()) == sum(
         p.numel() for p in XBlock(n, u).parameters()
     )
+
+
+def test_scalar_and_vector_interventions_take_the_block_dtype_and_fill_the_unit() -> None:
+    """do(Z_m := v) with a Python float, a (u,) vector or a (B, u) tensor: the unit's output is
+    exactly v in the block's dtype, broadcast over the batch and the unit's u coordinates."""
+    block = XBlock(3, 2).double().eval()
+    noise = torch.randn(4, 3, dtype=torch.float64)
+    for value, expected in [
+        (0.1, torch.full((4, 2), 0.1, dtype=torch.float64)),
+        (torch.tensor([0.5, -1.0]), torch.tensor([[0.5, -1.0]] * 4, dtype=torch.float64)),
+        (torch.arange(8.0).view(4, 2), torch.arange(8.0, dtype=torch.float64).view(4, 2)),
+    ]:
+        causes = block(noise, intervene={1: value})
+        assert causes.dtype == torch.float64
+        assert torch.equal(causes[:, 2:4], expected)  # 0.1 as a float64, not a rounded float32
+
+
+def test_check_decoder_probes_with_a_batch_of_two_in_the_block_dtype() -> None:
+    """A decoder with training-mode BatchNorm needs two rows; a float64 one needs float64 input."""
+    block = XBlock(3, 2).double()
+    decoder = nn.Sequential(nn.Linear(6, 4), nn.BatchNorm1d(4)).double().train()
+    block.check_decoder(decoder)  # a batch of 1 or a float32 probe raises here
+    seen: list[tuple[tuple[int, ...], torch.dtype]] = []
+    block.check_decoder(lambda z: seen.append((tuple(z.shape), z.dtype)))
+    assert seen == [((2, 6), torch.float64)]
