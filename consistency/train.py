@@ -59,6 +59,11 @@ class TrainConfig:
 
     ``grad_clip`` caps the global gradient norm before each Adam step (``None``: no cap). The
     norm is recorded every step (``history[i]["grad_norm"]``) either way.
+
+    ``time_limit`` stops training after that many seconds (wall clock, checked after each
+    step): the checkpoint is saved and the run is evaluated as usual, ``TrainResult.steps`` says
+    how far it got and ``resume=True`` continues it. The schedules keep the shape of the
+    ``steps`` the run was configured for. ``None``: no limit.
     """
 
     steps: int = 100_000
@@ -75,6 +80,7 @@ class TrainConfig:
     anneal_tau: bool = False
     warmup_steps: int = 0
     grad_clip: float | None = None
+    time_limit: float | None = None
     checkpoint_every: int = 1000
     out: str = "runs/run"
     eval_samples: int = 1000
@@ -96,6 +102,10 @@ class TrainConfig:
             raise InvalidValueError(
                 f"tau_schedule must be one of {TAU_SCHEDULES}; got {self.tau_schedule!r}"
             )
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise InvalidValueError(
+                f"time_limit must be > 0 seconds or None; got {self.time_limit}"
+            )
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise InvalidValueError(f"grad_clip must be > 0 or None; got {self.grad_clip}")
         if not (self.tau_start > 0 and self.tau_end > 0):
@@ -115,6 +125,8 @@ class TrainResult:
     report: ConsistencyReport | None = None
     self_consistency: SelfConsistencyTable | None = None
     interrupted: bool = False
+    time_limited: bool = False
+    seconds: float | None = None
 
 
 def set_seed(seed: int) -> None:
@@ -288,7 +300,7 @@ def train(
         except ImportError:
             bar = None
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp)
-    step, interrupted = start, False
+    step, interrupted, time_limited = start, False, False
     t0 = time.perf_counter()
     try:
         while step < config.steps:
@@ -331,6 +343,9 @@ def train(
                 )
             if config.checkpoint_every and step % config.checkpoint_every == 0:
                 _save(ckpt_path, model, opt, sched, step, config, history)
+            if config.time_limit is not None and time.perf_counter() - t0 >= config.time_limit:
+                time_limited = step < config.steps
+                break
     except KeyboardInterrupt:
         interrupted = True
         _save(ckpt_path, model, opt, sched, step, config, history)
@@ -342,12 +357,26 @@ def train(
     finally:
         if bar is not None:
             bar.close()
-    result = TrainResult(steps=step, out=out, history=history, interrupted=interrupted)
+    seconds = time.perf_counter() - t0
+    result = TrainResult(
+        steps=step,
+        out=out,
+        history=history,
+        interrupted=interrupted,
+        time_limited=time_limited,
+        seconds=seconds,
+    )
     if interrupted:
         return result
+    if time_limited:
+        warnings.warn(
+            f"time_limit of {config.time_limit} s reached at step {step} of {config.steps}: "
+            f"checkpoint saved to {ckpt_path}; continue with resume=True",
+            stacklevel=2,
+        )
     _save(ckpt_path, model, opt, sched, step, config, history)
     (out / "history.json").write_text(
-        json.dumps({"seconds": time.perf_counter() - t0, "history": history})
+        json.dumps({"seconds": seconds, "steps_done": step - start, "history": history})
     )
     if evaluate:
         evaluate_model(model, test_set if test_set is not None else dataset, config, result)

@@ -12,7 +12,9 @@ from typing import Any
 from consistency.models import PaperModel, build_model
 from consistency.train import TAU_SCHEDULES, TrainConfig, TrainResult
 
-__all__ = ["add_arguments", "config_from_args", "model_from_args", "summary"]
+__all__ = ["QUICK_EVAL", "add_arguments", "config_from_args", "model_from_args", "summary"]
+
+QUICK_EVAL = (200, 3, 1000)  # --quick-eval: prior samples T, interventions K, test images
 
 
 def add_arguments(parser: Any, *, preset: str, steps: int, out: str) -> None:
@@ -62,15 +64,38 @@ def add_arguments(parser: Any, *, preset: str, steps: int, out: str) -> None:
         "--warmup-steps", type=int, default=0, help="linear λ warm-up (the authors: 10000)"
     )
     parser.add_argument("--checkpoint-every", type=int, default=1000)
-    parser.add_argument("--eval-samples", type=int, default=1000)
-    parser.add_argument("--eval-data", type=int, default=10_000)
-    parser.add_argument("--eval-interventions", type=int, default=10)
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="stop training after this many seconds (checkpoint saved; --resume continues)",
+    )
+    parser.add_argument(
+        "--eval-samples", type=int, default=None, help="prior samples T of the evaluation"
+    )
+    parser.add_argument("--eval-data", type=int, default=None, help="test images evaluated")
+    parser.add_argument(
+        "--eval-interventions", type=int, default=None, help="interventions K per dimension"
+    )
+    parser.add_argument(
+        "--quick-eval",
+        action="store_true",
+        help=f"a small evaluation (T, K, test images = {QUICK_EVAL}): seconds, for smoke runs",
+    )
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--no-figures", action="store_true")
 
 
+def _pick(given: int | None, quick: bool, index: int, default: int) -> int:
+    if given is not None:
+        return given
+    return QUICK_EVAL[index] if quick else default
+
+
 def config_from_args(args: Any) -> TrainConfig:
-    """A :class:`TrainConfig` from the flags of :func:`add_arguments`."""
+    """A :class:`TrainConfig` from the flags of :func:`add_arguments` (an explicit ``--eval-*``
+    flag wins over ``--quick-eval``, which wins over the library's defaults)."""
+    full = TrainConfig()
     return TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
@@ -84,10 +109,13 @@ def config_from_args(args: Any) -> TrainConfig:
         tau_end=args.tau_end,
         warmup_steps=args.warmup_steps,
         checkpoint_every=args.checkpoint_every,
+        time_limit=args.time_limit,
         out=args.out,
-        eval_samples=args.eval_samples,
-        eval_interventions=args.eval_interventions,
-        eval_data=args.eval_data,
+        eval_samples=_pick(args.eval_samples, args.quick_eval, 0, full.eval_samples),
+        eval_interventions=_pick(
+            args.eval_interventions, args.quick_eval, 1, full.eval_interventions
+        ),
+        eval_data=_pick(args.eval_data, args.quick_eval, 2, full.eval_data),
         progress=not args.no_progress,
         figures=not args.no_figures,
     )

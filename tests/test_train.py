@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -356,3 +357,37 @@ def test_schedules_follow_their_formulas_across_an_interrupted_and_resumed_run(
         assert h["tau"] == pytest.approx(tau_at(s, 10, "anneal", 0.8, 0.1), rel=1e-12)
         assert h["consistency_weight"] == pytest.approx(4.0 * min(1.0, s / 5), rel=1e-12)
         assert h["lr"] == pytest.approx(2e-3 * 0.5 ** (s // 4), rel=1e-12)
+
+
+def test_time_limit_stops_saves_and_resumes(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A run with a time limit stops after the step that crosses it, says so, saves a checkpoint
+    that resume continues; the limit must be positive."""
+    import consistency.train as train_module
+    from consistency.data import SceneDataset
+
+    with pytest.raises(ValueError, match="time_limit must be > 0 seconds or None; got 0"):
+        TrainConfig(time_limit=0)
+    clock = iter(range(1000))  # every perf_counter() call advances one "second"
+    monkeypatch.setattr(train_module.time, "perf_counter", lambda: float(next(clock)))
+    data = SceneDataset(16, seed=0)
+    cfg = TrainConfig(
+        steps=10,
+        batch_size=8,
+        checkpoint_every=0,
+        out=str(tmp_path),
+        progress=False,
+        figures=False,
+        time_limit=3,
+    )
+    torch.manual_seed(0)
+    model = build_model("AE", "scene", "plain")
+    with pytest.warns(UserWarning, match="time_limit of 3 s reached at step 3 of 10"):
+        result = train(model, data, cfg, evaluate=False)
+    assert result.steps == 3 and result.time_limited and len(result.history) == 3
+    assert json.loads((tmp_path / "history.json").read_text())["steps_done"] == 3
+    monkeypatch.undo()
+    done = train(
+        model, data, dataclasses.replace(cfg, time_limit=None), evaluate=False, resume=True
+    )
+    assert done.steps == 10 and not done.time_limited
+    assert [h["step"] for h in done.history] == list(range(1, 11))

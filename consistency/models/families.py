@@ -68,6 +68,11 @@ class Recipe:
             :class:`~consistency.InvarianceLoss`.
         values_from: where intervention values come from in training (``"batch"``: the current
             batch's means; ``"sampler"``: the ring buffer of earlier means).
+        consistency_samples: how many of the batch's rows become prior samples of the
+            consistency loss each step (a random subset, an unbiased estimate; ``None``: every
+            row). Each costs one extra pass through generator and encoder, so this sets the
+            price of consistency training: about ``1 + consistency_samples / batch_size`` plain
+            steps (benchmarks/README.md, with the cost/effect curve that chose the default).
         norm_statistics: what the consistency passes do to BatchNorm layers
             (:func:`~consistency.frozen_batchnorm`): ``"running"``, ``"batch"`` or ``"update"``
             (the plain training-mode behaviour: generated images move the running statistics).
@@ -85,6 +90,7 @@ class Recipe:
     stop_reference: bool = True
     reference: Literal["response", "prior"] = "prior"
     values_from: ValuesFrom = "batch"
+    consistency_samples: int | None = None
     norm_statistics: NormStatistics = "running"
 
     @classmethod
@@ -103,6 +109,7 @@ class Recipe:
             stop_reference=True,
             reference="response",
             values_from="sampler",
+            consistency_samples=None,
             norm_statistics="update",
         )
 
@@ -246,6 +253,7 @@ class PaperModel(nn.Module):
             prior=recipe.prior,
             stop_reference=recipe.stop_reference,
             values_from=recipe.values_from,
+            n_samples=recipe.consistency_samples,
         )
         if variant == "XC-I":
             self.consistency = InvarianceLoss(
