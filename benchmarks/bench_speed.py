@@ -165,10 +165,10 @@ def batch_sweep(args: argparse.Namespace, device: torch.device) -> dict[int, flo
 
 
 def _evaluator(
-    n: int, t: int, k: int, batch_size: int, device: torch.device
+    n: int, t: int, k: int, batch_size: int, device: torch.device, base: str = "S"
 ) -> ConsistencyEvaluator:
     torch.manual_seed(0)
-    preset = dataclasses.replace(PRESETS["S"], name=f"S-n{n}", n=n)
+    preset = dataclasses.replace(PRESETS[base], name=f"{base}-n{n}", n=n)
     model = PaperModel("AE", preset, "plain").to(device).eval()
     with torch.no_grad():
         model.sampler.update(torch.randn(2000, n, device=device))
@@ -242,6 +242,75 @@ def evaluator_throughput(args: argparse.Namespace, device: torch.device) -> list
     return rows
 
 
+def _training_lines(preset: str, args: argparse.Namespace, device: torch.device) -> list[str]:
+    t = training_steps(preset, args, device)
+    lines = [
+        f"### Training step, AE {preset}, batch {args.batch} "
+        f"({args.rounds} interleaved rounds, medians)",
+        "",
+        "| step | median ms | ratio to plain |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {k} | {v * 1e3:.1f} | {v / t['plain']:.2f} |" for k, v in t.items()]
+    return [*lines, ""]
+
+
+def _xblock_lines(args: argparse.Namespace, device: torch.device) -> list[str]:
+    t = xblock_steps(args, device)
+    lines = [
+        f"### XBlock forward+backward, batch {args.batch}, against one AE S training step",
+        "",
+        "| step | median ms | ratio to AE S step |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {k} | {v * 1e3:.2f} | {v / t['AE S step']:.3f} |" for k, v in t.items()]
+    return [*lines, ""]
+
+
+def _batch_lines(args: argparse.Namespace, device: torch.device) -> list[str]:
+    sweep = batch_sweep(args, device)
+    lines = [
+        "### Default XC-I step / plain step, AE S, by batch size",
+        "",
+        "| batch | ratio |",
+        "|---|---|",
+    ]
+    return lines + [f"| {b} | {r:.2f} |" for b, r in sweep.items()] + [""]
+
+
+def _evaluator_lines(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "### Evaluator throughput, conv AE S with n latents (one `evaluate()`, posterior mode)",
+        "",
+        "| n | T | K | batch_size | responses / s | seconds | peak memory MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['n']} | {r['T']} | {r['K']} | {r['batch_size']} | {r['responses_per_s']:.0f} | "
+        f"{r['seconds']:.2f} | {r['peak_mb']:.0f} |"
+        for r in rows
+    ]
+    return [*lines, ""]
+
+
+def _celeba_lines(args: argparse.Namespace, device: torch.device) -> list[str]:
+    t, k, bs = (8, 2, 64) if args.smoke else (1000, 10, 512)
+    ev = _evaluator(32, t, k, bs, device, base="v32")
+    _sync(device)
+    t0 = time.perf_counter()
+    ev.evaluate()
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    responses = t * 32 * k + t
+    return [
+        "### Evaluator, v32 CelebA AE (n = 32, 128x128x3), one `evaluate()` including warm-up",
+        "",
+        f"T = {t}, K = {k}, batch_size {bs}: {responses} responses in {seconds:.1f} s = "
+        f"{responses / seconds:.0f} responses / s",
+        "",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -253,6 +322,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--out", default=None, help="also write the Markdown here")
     parser.add_argument("--presets", nargs="+", default=["S", "Standard"])
+    parser.add_argument(
+        "--rows",
+        type=int,
+        nargs="*",
+        default=list(ROWS),
+        help="consistency_samples values timed in the training section",
+    )
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        default=["training", "xblock", "batch", "evaluator"],
+        choices=["training", "xblock", "batch", "evaluator", "celeba"],
+        help="what to measure; celeba: one evaluation of the v32 CelebA AE (n = 32, "
+        "128x128x3) at T = 1000, K = 10 (a GPU-sized job)",
+    )
     parser.add_argument(
         "--eval-samples", type=int, default=None, help="T (default: 200 on CPU, 1000 on CUDA)"
     )
@@ -266,14 +350,14 @@ def main() -> None:
         return
     device = torch.device(args.device)
     cuda = device.type == "cuda"
-    args.batch, args.warmup, args.rows = 128, 2, ROWS
+    args.batch, args.warmup = 128, 2
     args.ns, args.batches, args.eval_batch = (6, 12, 32), (32, 64, 128, 256, 512), 512
     if args.eval_samples is None:
         args.eval_samples = 1000 if cuda else 200
     if args.eval_interventions is None:
         args.eval_interventions = 10 if cuda else 5
     if args.smoke:
-        args.batch, args.rounds, args.warmup, args.rows = 16, 1, 1, (8,)
+        args.batch, args.rounds, args.warmup, args.rows = 16, 1, 1, [8]
         args.presets, args.ns, args.batches, args.eval_batch = ["S"], (6,), (16,), 64
         args.eval_samples, args.eval_interventions = 16, 2
 
@@ -282,46 +366,17 @@ def main() -> None:
         f"amp={args.amp} compile={args.compile} smoke={args.smoke}",
         "",
     ]
-    for preset in args.presets:
-        t = training_steps(preset, args, device)
-        lines += [
-            f"### Training step, AE {preset}, batch {args.batch} ({args.rounds} interleaved rounds, medians)",
-            "",
-            "| step | median ms | ratio to plain |",
-            "|---|---|---|",
-        ]
-        lines += [f"| {k} | {v * 1e3:.1f} | {v / t['plain']:.2f} |" for k, v in t.items()]
-        lines.append("")
-    t = xblock_steps(args, device)
-    lines += [
-        f"### XBlock forward+backward, batch {args.batch}, against one AE S training step",
-        "",
-        "| step | median ms | ratio to AE S step |",
-        "|---|---|---|",
-    ]
-    lines += [f"| {k} | {v * 1e3:.2f} | {v / t['AE S step']:.3f} |" for k, v in t.items()]
-    lines.append("")
-    sweep = batch_sweep(args, device)
-    lines += [
-        "### Default XC-I step / plain step, AE S, by batch size",
-        "",
-        "| batch | ratio |",
-        "|---|---|",
-    ]
-    lines += [f"| {b} | {r:.2f} |" for b, r in sweep.items()]
-    lines.append("")
-    rows = evaluator_throughput(args, device)
-    lines += [
-        "### Evaluator throughput, conv AE S with n latents (one `evaluate()`, posterior mode)",
-        "",
-        "| n | T | K | batch_size | responses / s | seconds | peak memory MB |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r['n']} | {r['T']} | {r['K']} | {r['batch_size']} | {r['responses_per_s']:.0f} | "
-        f"{r['seconds']:.2f} | {r['peak_mb']:.0f} |"
-        for r in rows
-    ]
+    if "training" in args.sections:
+        for preset in args.presets:
+            lines += _training_lines(preset, args, device)
+    if "xblock" in args.sections:
+        lines += _xblock_lines(args, device)
+    if "batch" in args.sections:
+        lines += _batch_lines(args, device)
+    if "evaluator" in args.sections:
+        lines += _evaluator_lines(evaluator_throughput(args, device))
+    if "celeba" in args.sections:
+        lines += _celeba_lines(args, device)
     text = "\n".join(lines)
     print(text)
     if args.out:

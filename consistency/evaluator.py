@@ -33,6 +33,7 @@ from .xblock import XBlock
 __all__ = ["ConsistencyEvaluator", "ConsistencyReport", "SelfConsistencyTable"]
 
 Convention = Literal["spec", "authors"]
+AUTHORS_ITERATIONS = 10  # L: the authors' self-consistency iterates the response map 10 times
 
 
 def _progress(total: int, enabled: bool, desc: str) -> Any:
@@ -245,13 +246,7 @@ class ConsistencyEvaluator:
         invariance, equivariance = _consistency_compute(
             sums, k, noise_var, resp_var, cause_var, self.convention
         )
-        if authors:
-            iterated = prior
-            for _ in range(10):
-                iterated = self._respond(iterated)
-            scn = self_consistency_authors(prior, iterated)
-        else:
-            scn = self_consistency(prior, ref)
+        scn = self._self_consistency(prior, None if authors else ref)
         self._warn_degenerate(noise_var, resp_var)
 
         bank = self.sampler.bank
@@ -291,6 +286,17 @@ class ConsistencyEvaluator:
             n_interventions=k,
         )
 
+    def _self_consistency(self, prior: Tensor, response: Tensor | None = None) -> Tensor:
+        """SCN of ``prior`` ``(T, n)`` in this evaluator's convention (``response``: ``R(prior)``
+        when already computed; the authors' convention iterates ``R`` ``AUTHORS_ITERATIONS``
+        times and ignores it)."""
+        if self.convention == "authors":
+            iterated = prior
+            for _ in range(AUTHORS_ITERATIONS):
+                iterated = self._respond(iterated)
+            return self_consistency_authors(prior, iterated)
+        return self_consistency(prior, self._respond(prior) if response is None else response)
+
     @staticmethod
     def _warn_degenerate(noise_var: Tensor, resp_var: Tensor) -> None:
         for name, var in (("prior", noise_var), ("response", resp_var)):
@@ -312,13 +318,7 @@ class ConsistencyEvaluator:
             for mode in modes:
                 mode = _check_mode(mode)
                 prior = self.sampler.sample(self.n_samples, mode, generator=self.generator)
-                if self.convention == "authors":
-                    iterated = prior
-                    for _ in range(10):
-                        iterated = self._respond(iterated)
-                    rows.append(self_consistency_authors(prior, iterated))
-                else:
-                    rows.append(self_consistency(prior, self._respond(prior)))
+                rows.append(self._self_consistency(prior))
         return SelfConsistencyTable(tuple(modes), torch.stack(rows).float().cpu())
 
     def traversal_grid(self, dim: int, steps: int = 20) -> Tensor:

@@ -126,7 +126,8 @@ class TrainResult:
     self_consistency: SelfConsistencyTable | None = None
     interrupted: bool = False
     time_limited: bool = False
-    seconds: float | None = None
+    seconds: float | None = None  # wall time of the training loop
+    eval_seconds: float | None = None  # wall time of the end-of-run evaluation (figures included)
 
 
 def set_seed(seed: int) -> None:
@@ -379,7 +380,9 @@ def train(
         json.dumps({"seconds": seconds, "steps_done": step - start, "history": history})
     )
     if evaluate:
+        t_eval = time.perf_counter()
         evaluate_model(model, test_set if test_set is not None else dataset, config, result)
+        result.eval_seconds = time.perf_counter() - t_eval
     return result
 
 

@@ -135,6 +135,12 @@ def model_from_args(args: Any) -> PaperModel:
 def summary(result: TrainResult) -> str:
     """A few lines a person reads at the end of a run."""
     lines = [f"steps: {result.steps}   output: {result.out}"]
+    if result.seconds is not None and result.eval_seconds is not None:
+        total = result.seconds + result.eval_seconds
+        lines.append(
+            f"wall time: training {result.seconds:.1f} s, evaluation {result.eval_seconds:.1f} s "
+            f"({100 * result.eval_seconds / total:.0f} % of {total:.1f} s)"
+        )
     if result.test_reconstruction is not None:
         lines.append(
             f"test reconstruction error (sum of squares per image): {result.test_reconstruction:.3f}"

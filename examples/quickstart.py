@@ -14,6 +14,7 @@ learned graph beside the true one with its structural Hamming distance. Pictures
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float | None]]:
     rows: dict[str, dict[str, float | None]] = {}
     graphs: dict[str, list[str]] = {}
     timings: dict[str, float] = {}
+    eval_share: dict[str, float] = {}
     for label, variant in MODELS:
         torch.manual_seed(args.seed)
         model = build_model("AE", "scene", variant)
@@ -88,6 +90,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float | None]]:
         t0 = time.perf_counter()
         result = train(model, train_set, config, test_set=test_set)
         timings[label] = time.perf_counter() - t0
+        if result.eval_seconds is not None:
+            eval_share[label] = result.eval_seconds / timings[label]
         model.eval()
         with torch.no_grad():
             means = torch.cat([model.noise(x.to(device)).cpu() for x in test_set.images.split(512)])
@@ -147,6 +151,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float | None]]:
     for key in rows[labels[0]]:
         print(f"{key:{width}}  " + "  ".join(f"{fmt(rows[lab][key]):>9s}" for lab in labels))
     print(f"{'wall time (s)':{width}}  " + "  ".join(f"{timings[lab]:9.1f}" for lab in labels))
+    if eval_share:
+        print(
+            f"{'of which evaluation':{width}}  "
+            + "  ".join(f"{100 * eval_share.get(lab, math.nan):8.0f}%" for lab in labels)
+        )
     print()
     print("true graph:    " + ", ".join(graph_str(scene.graph, names)))
     for label, edges in graphs.items():

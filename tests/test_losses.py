@@ -543,3 +543,54 @@ def test_a_generate_that_skips_the_xblock_is_warned_about() -> None:
         warnings.simplefilter("error")
         loss = EquivarianceLoss(enc, lambda n: dec(block(n)), None, xblock=block)
     assert block.training and loss.generate is not None  # the check restored the mode
+
+
+@pytest.mark.parametrize("stop_reference", [True, False])
+def test_equivariance_reference_carries_gradient_only_without_stop_reference(
+    stop_reference: bool,
+) -> None:
+    """The target S(Ñ) is computed without gradient exactly when stop_reference=True; the moved
+    causes S(I(R(Ñ))) always carry one. Recorded by a forward hook on the XBlock, which the
+    generative map runs first (inside R)."""
+    block = XBlock(3, 1)
+    loss = EquivarianceLoss(
+        lambda x: 0.5 * x,
+        block,
+        None,
+        xblock=block,
+        normalise=None,
+        stop_reference=stop_reference,
+    )
+    enabled: list[bool] = []
+    block.register_forward_hook(lambda *_: enabled.append(torch.is_grad_enabled()))
+    loss(torch.randn(8, 3))
+    assert enabled == [True, not stop_reference, True]
+
+
+def test_equivariance_loss_keeps_its_configuration() -> None:
+    """Every keyword reaches the loss (defaults: Algorithm 2, gradient through both sides)."""
+    block = XBlock(3, 1)
+    default = EquivarianceLoss(lambda x: x, block, None, xblock=block)
+    assert default.stop_reference is False and default.n_samples is None
+    assert default.max_batch is None and default.weight == 1.0
+    loss = EquivarianceLoss(
+        lambda x: x,
+        block,
+        None,
+        xblock=block,
+        n_interventions=3,
+        prior="hybrid",
+        n_samples=5,
+        stop_reference=True,
+        weight=2.5,
+        max_batch=7,
+    )
+    assert (loss.n_interventions, loss.prior, loss.n_samples) == (3, "hybrid", 5)
+    assert (loss.stop_reference, loss.weight, loss.max_batch) == (True, 2.5, 7)
+
+
+def test_equivariance_loss_rejects_an_xblock_of_another_width() -> None:
+    block = XBlock(3, 1)
+    loss = EquivarianceLoss(lambda x: x, block, None, xblock=block)
+    with pytest.raises(ShapeError, match=r"^xblock has n = 3 units but the latents have width 4$"):
+        loss(torch.randn(8, 4))

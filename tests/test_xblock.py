@@ -272,3 +272,27 @@ def test_check_decoder_probes_with_a_batch_of_two_in_the_block_dtype() -> None:
     seen: list[tuple[tuple[int, ...], torch.dtype]] = []
     block.check_decoder(lambda z: seen.append((tuple(z.shape), z.dtype)))
     assert seen == [((2, 6), torch.float64)]
+
+
+def test_gate_confidence_formula_and_the_single_unit_case() -> None:
+    """|2 sigma(alpha) - 1| averaged over the n(n-1)/2 possible edges; one unit has no edge to
+    be unsure about: confidence 1."""
+    assert XBlock(1).gate_confidence() == 1.0
+    block = XBlock(2, logit_init_std=0.0)
+    with torch.no_grad():
+        block.gate_logits.fill_(1.5)
+    expected = abs(2 * torch.sigmoid(torch.tensor(1.5 / block.tau)).item() - 1)
+    assert block.gate_confidence() == pytest.approx(expected, rel=1e-6)
+    assert 0 < expected < 1
+
+
+def test_causes_uses_the_given_gates() -> None:
+    torch.manual_seed(0)
+    block = XBlock(3, 2, logit_init_std=1.0).train()
+    noise = torch.randn(5, 3)
+    closed = torch.zeros(1, 3, 3)
+    opened = torch.ones(1, 3, 3)
+    for gates in (closed, opened):
+        expected = block(noise, gates=gates).view(5, 3, 2)
+        assert torch.equal(block.causes(noise, gates=gates), expected)
+    assert not torch.equal(block.causes(noise, gates=closed), block.causes(noise, gates=opened))
