@@ -114,7 +114,21 @@ def main(argv: list[str] | None = None) -> None:
         "--models", nargs="+", default=None, help="only these models (e.g. AE XCAE-I)"
     )
     parser.add_argument("--name", default="mnist_reduced", help="results file stem")
+    parser.add_argument(
+        "--consistency-samples",
+        nargs="+",
+        default=None,
+        help="prior rows per step of the XC losses (Recipe.consistency_samples): integers or "
+        "'all', one set of runs each (default: the library's default); stored in each row's "
+        "recipe",
+    )
     args = parser.parse_args(argv)
+    recipes: list[tuple[str, dict[str, Any]]] = [("default", {})]
+    if args.consistency_samples is not None:
+        recipes = [
+            (f"rows-{k}", {"consistency_samples": None if k == "all" else int(k)})
+            for k in args.consistency_samples
+        ]
 
     pairs = AE_MODELS + (VAE_MODELS if args.vae else ())
     specs = [
@@ -129,8 +143,10 @@ def main(argv: list[str] | None = None) -> None:
             eval_samples=args.eval_samples,
             eval_interventions=args.eval_interventions,
             grad_clip=args.grad_clip,
-            config="default",
+            config=config,
+            recipe=dict(recipe),
         )
+        for config, recipe in recipes
         for seed in args.seeds
         for family, variant in pairs
     ]
@@ -140,13 +156,24 @@ def main(argv: list[str] | None = None) -> None:
     command = "python benchmarks/reproduce_mnist.py " + " ".join(
         argv if argv is not None else sys.argv[1:]
     )
-    models = list(dict.fromkeys(s.model for s in specs))
+    if len(recipes) > 1 or recipes[0][0] != "default":  # label rows by model and recipe
+        rows = [{**r, "model": f"{r['model']} {r['run']['config']}"} for r in rows]
+        models = list(dict.fromkeys(f"{s.model} {s.config}" for s in specs))
+    else:
+        models = list(dict.fromkeys(s.model for s in specs))
     lines = [
         "# Reduced-scale MNIST reproduction",
         "",
         f"Made by `{command.strip()}`.",
         "",
-        f"Real MNIST, preset S, library defaults (`Recipe()`, τ annealed 1 → 0.2 over the run), "
+        "Real MNIST, preset S, library defaults (`Recipe()`"
+        + (
+            ""
+            if recipes == [("default", {})]
+            else ", except `consistency_samples` as in each row's name: rows-K = K of the batch's "
+            "rows are the consistency loss's prior samples each step"
+        )
+        + f", τ annealed 1 → 0.2 over the run), "
         f"{args.steps} steps × batch {args.batch_size}, Adam lr {args.lr}"
         + ("" if args.grad_clip is None else f", gradient norm capped at {args.grad_clip:g}")
         + ", seeds "

@@ -12,9 +12,18 @@ from typing import Any
 from consistency.models import PaperModel, build_model
 from consistency.train import TAU_SCHEDULES, TrainConfig, TrainResult
 
-__all__ = ["QUICK_EVAL", "add_arguments", "config_from_args", "model_from_args", "summary"]
+__all__ = [
+    "FULL_EVAL_FROM_STEPS",
+    "QUICK_EVAL",
+    "add_arguments",
+    "config_from_args",
+    "eval_is_quick",
+    "model_from_args",
+    "summary",
+]
 
 QUICK_EVAL = (200, 3, 1000)  # --quick-eval: prior samples T, interventions K, test images
+FULL_EVAL_FROM_STEPS = 2000  # runs this long get the library's full evaluation by default
 
 
 def add_arguments(parser: Any, *, preset: str, steps: int, out: str) -> None:
@@ -78,9 +87,19 @@ def add_arguments(parser: Any, *, preset: str, steps: int, out: str) -> None:
         "--eval-interventions", type=int, default=None, help="interventions K per dimension"
     )
     parser.add_argument(
+        "--eval",
+        choices=["auto", "quick", "full"],
+        default="auto",
+        help=f"end-of-run evaluation budget: quick (T, K, test images = {QUICK_EVAL}), full "
+        f"(the library's: 1000, 10, 10000), or auto: quick below {FULL_EVAL_FROM_STEPS} "
+        "training steps, full from there (explicit --eval-* flags win)",
+    )
+    parser.add_argument(
         "--quick-eval",
-        action="store_true",
-        help=f"a small evaluation (T, K, test images = {QUICK_EVAL}): seconds, for smoke runs",
+        action="store_const",
+        const="quick",
+        dest="eval",
+        help="same as --eval quick",
     )
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--no-figures", action="store_true")
@@ -92,10 +111,16 @@ def _pick(given: int | None, quick: bool, index: int, default: int) -> int:
     return QUICK_EVAL[index] if quick else default
 
 
+def eval_is_quick(args: Any) -> bool:
+    """Whether the flags of :func:`add_arguments` ask for the quick evaluation budget."""
+    return args.eval == "quick" or (args.eval == "auto" and args.steps < FULL_EVAL_FROM_STEPS)
+
+
 def config_from_args(args: Any) -> TrainConfig:
     """A :class:`TrainConfig` from the flags of :func:`add_arguments` (an explicit ``--eval-*``
     flag wins over ``--quick-eval``, which wins over the library's defaults)."""
     full = TrainConfig()
+    quick = eval_is_quick(args)
     return TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
@@ -111,11 +136,9 @@ def config_from_args(args: Any) -> TrainConfig:
         checkpoint_every=args.checkpoint_every,
         time_limit=args.time_limit,
         out=args.out,
-        eval_samples=_pick(args.eval_samples, args.quick_eval, 0, full.eval_samples),
-        eval_interventions=_pick(
-            args.eval_interventions, args.quick_eval, 1, full.eval_interventions
-        ),
-        eval_data=_pick(args.eval_data, args.quick_eval, 2, full.eval_data),
+        eval_samples=_pick(args.eval_samples, quick, 0, full.eval_samples),
+        eval_interventions=_pick(args.eval_interventions, quick, 1, full.eval_interventions),
+        eval_data=_pick(args.eval_data, quick, 2, full.eval_data),
         progress=not args.no_progress,
         figures=not args.no_figures,
     )

@@ -342,3 +342,48 @@ def test_progress_bar_counts_intervention_blocks(capsys) -> None:  # type: ignor
         lambda x: x, lambda z: z, q, n_samples=20, n_interventions=2, progress=False
     ).evaluate()
     assert capsys.readouterr().err == ""
+
+
+def test_report_summaries_and_configuration_fields() -> None:
+    """The means are over the off-diagonal invariance, all equivariance entries and all SCN
+    entries; the report carries the evaluator's configuration; n = 2 has a mean invariance."""
+    q = bank(3)
+    net = nn.Sequential(nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+    block = XBlock(3, 2, logit_init_std=1.0).double()
+    report = evaluator(
+        net, block, q, xblock=block, n_interventions=3, collapse_threshold=0.7
+    ).evaluate()
+    off = ~torch.eye(3, dtype=torch.bool)
+    assert report.mean_invariance == pytest.approx(float(report.invariance[off].double().mean()))
+    assert report.mean_invariance != pytest.approx(float(report.invariance.double().mean()))
+    assert report.equivariance is not None
+    assert report.mean_equivariance == pytest.approx(float(report.equivariance.double().mean()))
+    assert report.mean_self_consistency == pytest.approx(
+        float(report.self_consistency.double().mean())
+    )
+    assert (report.convention, report.collapse_threshold) == ("spec", 0.7)
+    assert (report.n_samples, report.n_interventions) == (200, 3)
+    two = evaluator(
+        lambda x: x @ torch.tensor([[1.0, 0.5], [0.0, 1.0]]).double(), lambda z: z, bank(2)
+    )
+    assert math.isfinite(two.evaluate().mean_invariance)
+
+
+def test_collapse_is_strictly_above_the_threshold() -> None:
+    """The identity response has diagonal invariance exactly 0: a threshold of 0 marks nothing."""
+    report = evaluator(lambda x: x, lambda z: z, bank(3), collapse_threshold=0.0).evaluate()
+    assert torch.equal(report.invariance.diagonal(), torch.zeros(3))
+    assert report.collapsed == []
+
+
+def test_authors_self_consistency_iterates_the_response_ten_times() -> None:
+    """R = 0.9 N: the authors' SCN is 1 - (1 - 0.9^10) E|N| / std(N); nine or eleven iterations
+    move it by ~0.03, five times the sampling noise (s.d. ~0.004 over generator seeds)."""
+    q = bank(2, rows=1000)
+    report = evaluator(
+        lambda x: 0.9 * x, lambda z: z, q, n_samples=1000, convention="authors"
+    ).evaluate()
+    ratio = q.bank.abs().mean(0) / q.bank.std(0, unbiased=False)
+    for iterations, close in ((10, True), (9, False), (11, False)):
+        expected = 1 - (1 - 0.9**iterations) * ratio
+        assert torch.allclose(report.self_consistency.double(), expected, atol=0.015) is close

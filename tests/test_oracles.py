@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from scipy import stats
@@ -93,6 +94,47 @@ def test_training_gates_open_with_the_logits_probability() -> None:
         p = 1.0 / (1.0 + math.exp(-a))
         assert stats.binomtest(opened, draws, p).pvalue > ALPHA, (j, i, opened / draws, p)
     assert torch.all(gates[:, [1, 2, 2], [0, 0, 1]] == 0)  # no edge against the order
+
+
+def test_training_gates_follow_the_gumbel_sigmoid_law_with_temperature() -> None:
+    """The soft gate g = σ((α + L) / τ), L logistic, has CDF P(g ≤ s) = σ(τ·logit(s) − α): τ
+    sets how sharp the gates are. Kolmogorov-Smirnov per edge at false-alarm rate ALPHA."""
+    torch.manual_seed(1)
+    logits = torch.tensor([1.5, -0.8, 0.0])
+    tau = 0.3
+    block = XBlock(3, tau=tau).train()
+    with torch.no_grad():
+        block.gate_logits.copy_(logits)
+    gates = block.sample_gates(5_000)
+    for (j, i), a in zip([(0, 1), (0, 2), (1, 2)], logits.tolist()):
+        sample = gates[:, j, i].detach().double().numpy()
+
+        def cdf(s, a=a):  # type: ignore[no-untyped-def]
+            s = np.clip(s, 1e-12, 1 - 1e-12)
+            return 1 / (1 + np.exp(-(tau * np.log(s / (1 - s)) - a)))
+
+        assert stats.kstest(sample, cdf).pvalue > ALPHA, (j, i)
+
+
+def test_hard_gates_are_zero_one_with_straight_through_gradients() -> None:
+    """hard=True: training gates are exactly 0/1 (open when the soft gate exceeds 0.5) and carry
+    the soft gate's gradient; eval gates are 1[α > 0], so undecided logits (0) are closed."""
+    torch.manual_seed(2)
+    block = XBlock(3, tau=0.5, hard=True).train()
+    with torch.no_grad():
+        block.gate_logits.copy_(torch.tensor([0.0, 0.4, -0.4]))
+    gates = block.sample_gates(2_000)
+    edges = gates[:, [0, 0, 1], [1, 2, 2]]
+    hard = edges.detach().round()  # (hard + soft) - soft: 0/1 up to one float rounding
+    assert (
+        bool(((hard == 0) | (hard == 1)).all())
+        and float((edges.detach() - hard).abs().max()) < 1e-6
+    )
+    assert 0 < float(hard.mean()) < 1
+    edges.sum().backward()
+    assert block.gate_logits.grad is not None and bool((block.gate_logits.grad > 0).all())
+    block.eval()
+    assert block.sample_gates(1)[0, [0, 0, 1], [1, 2, 2]].tolist() == [0.0, 1.0, 0.0]
 
 
 def _chi_square_uniform(counts: torch.Tensor) -> float:

@@ -1,0 +1,105 @@
+"""Where the losses' prior samples and intervention values come from, observed through the
+encoder: with ``generate`` the identity and ``reference="prior"``, the encoder sees exactly the
+intervened prior samples Ñ (one row per sample with ``dims="random"``)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from consistency import AggregatePosterior, InvarianceLoss
+
+
+class Spy:
+    """An encoder R(x) = x @ M (M mixes, so the loss is not zero) that records its inputs."""
+
+    def __init__(self, n: int) -> None:
+        self.seen: list[torch.Tensor] = []
+        self.mix = torch.eye(n, dtype=torch.float64) + 0.3
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.detach().clone())
+        return x @ self.mix
+
+
+def _loss(spy: Spy, sampler: AggregatePosterior | None, **kw) -> InvarianceLoss:  # type: ignore[no-untyped-def]
+    kw.setdefault("reference", "prior")
+    return InvarianceLoss(spy, lambda z: z, sampler, **kw)
+
+
+def _bank(rows: torch.Tensor) -> AggregatePosterior:
+    q = AggregatePosterior(rows.shape[1], capacity=rows.shape[0], dtype=torch.float64)
+    q.update(rows)
+    return q
+
+
+def _is_row_of(rows: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
+    return (rows[:, None, :] == bank[None, :, :]).all(-1).any(1)
+
+
+def test_values_from_the_sampler_even_with_one_row_and_from_the_batch_while_it_is_empty() -> None:
+    latents = torch.randn(6, 3, dtype=torch.float64)
+    spy = Spy(3)
+    one_row = _bank(torch.tensor([[7.0, 8.0, 9.0]], dtype=torch.float64))
+    _loss(spy, one_row, dims="all", values_from="sampler")(latents)
+    seen = spy.seen[-1].view(6, 3, 3)  # (sample, intervened dim, coordinates)
+    assert torch.equal(seen.diagonal(dim1=1, dim2=2), torch.tensor([[7.0, 8.0, 9.0]] * 6).double())
+    empty = AggregatePosterior(3, dtype=torch.float64)
+    _loss(spy, empty, dims="all", values_from="sampler")(latents)  # falls back to the batch
+    values = spy.seen[-1].view(6, 3, 3).diagonal(dim1=1, dim2=2)
+    for m in range(3):
+        assert bool(torch.isin(values[:, m], latents[:, m]).all())
+
+
+@pytest.mark.parametrize("prior", ["hybrid", "uniform"])
+def test_batch_made_prior_samples_one_per_row_and_repeatable(prior: str) -> None:
+    """B hybrids / uniform draws of a batch of B (not n of them); a seeded generator repeats
+    them whatever the global RNG did in between."""
+    latents = torch.randn(10, 3, dtype=torch.float64)
+    values: list[torch.Tensor] = []
+    for global_seed in (1, 2):
+        spy = Spy(3)
+        torch.manual_seed(global_seed)
+        g = torch.Generator().manual_seed(0)
+        _loss(spy, None, prior=prior, dims="all", generator=g)(latents)
+        values.append(spy.seen[-1])
+        assert spy.seen[-1].shape == (10 * 3, 3)
+    assert torch.equal(values[0], values[1])
+
+
+def test_prior_samples_drawn_from_the_sampler_count_mode_and_generator() -> None:
+    g = torch.Generator().manual_seed(0)
+    small = _bank(torch.randn(50, 3, generator=g, dtype=torch.float64))
+    big = _bank(torch.randn(300, 3, generator=g, dtype=torch.float64))
+    spy = Spy(3)
+    _loss(spy, small)()
+    assert spy.seen[-1].shape == (50, 3)  # default: min(len(sampler), 128)
+    _loss(spy, big)()
+    assert spy.seen[-1].shape == (128, 3)
+    _loss(spy, big, n_samples=7)()
+    assert spy.seen[-1].shape == (7, 3)
+    # dims="all": each prior sample intervened on every dimension in turn, so its untouched
+    # coordinates rebuild the sample itself
+    _loss(spy, big, n_samples=40, dims="all", prior="posterior")()
+    seen = spy.seen[-1].view(40, 3, 3)
+    untouched = seen[:, 0, 1:]  # rows intervened on dim 0 keep coordinates 1, 2 of the sample
+    assert bool(_is_row_of(torch.cat([seen[:, 1, :1], untouched], 1), big.bank).all())
+    _loss(spy, big, n_samples=40, dims="all", prior="uniform")()
+    seen = spy.seen[-1].view(40, 3, 3)
+    rebuilt = torch.cat([seen[:, 1, :1], seen[:, 0, 1:]], 1)
+    assert not bool(_is_row_of(rebuilt, big.bank).any())  # uniform draws are not bank rows
+    runs = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        spy = Spy(3)
+        _loss(spy, big, generator=torch.Generator().manual_seed(5))()
+        runs.append(spy.seen[-1])
+    assert torch.equal(runs[0], runs[1])
+
+
+def test_no_latents_and_no_sampler_says_so() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^no latents were given and the loss has no sampler to draw prior samples from$",
+    ):
+        _loss(Spy(3), None)()
