@@ -387,3 +387,57 @@ def test_authors_self_consistency_iterates_the_response_ten_times() -> None:
     for iterations, close in ((10, True), (9, False), (11, False)):
         expected = 1 - (1 - 0.9**iterations) * ratio
         assert torch.allclose(report.self_consistency.double(), expected, atol=0.015) is close
+
+
+def test_constructor_defaults_bounds_and_messages() -> None:
+    q = bank(3)
+    ev = ConsistencyEvaluator(lambda x: x, lambda z: z, q)
+    assert (ev.n_samples, ev.n_interventions, ev.batch_size, ev.progress) == (1000, 10, 512, True)
+    assert ev.model.max_batch == 512
+    assert evaluator(lambda x: x, lambda z: z, q, n_samples=2).evaluate().n_samples == 2
+    with pytest.raises(
+        ValueError,
+        match=r"^n_samples must be >= 2 \(standard deviations need two samples\); got 1$",
+    ):
+        evaluator(lambda x: x, lambda z: z, q, n_samples=1)
+    with pytest.raises(TypeError, match="n_samples"):
+        evaluator(lambda x: x, lambda z: z, q, n_samples=2.5)
+    with pytest.raises(ValueError, match=r"^n_interventions must be >= 1; got 0$"):
+        evaluator(lambda x: x, lambda z: z, q, n_interventions=0)
+    with pytest.raises(ValueError, match=r"^batch_size must be >= 1; got 0$"):
+        evaluator(lambda x: x, lambda z: z, q, batch_size=0)
+    block = XBlock(4)
+    with pytest.raises(ValueError, match=r"^xblock has n = 4 units but the sampler has dim = 3$"):
+        evaluator(lambda x: x, block, q, xblock=block)
+    with pytest.raises(
+        EmptySamplerError,
+        match=r"^cannot build a ConsistencyEvaluator on an empty AggregatePosterior: call "
+        r"sampler\.update\(encoder_means\) over the data first$",
+    ):
+        ConsistencyEvaluator(lambda x: x, lambda z: z, AggregatePosterior(3))
+
+
+def test_networks_never_see_more_than_batch_size_rows() -> None:
+    sizes: list[int] = []
+
+    def encoder(x: torch.Tensor) -> torch.Tensor:
+        sizes.append(x.shape[0])
+        return x
+
+    evaluator(
+        encoder, lambda z: z, bank(3), n_samples=20, n_interventions=2, batch_size=7
+    ).evaluate()
+    assert max(sizes) == 7 and sum(sizes) == 20 + 20 * 3 * 2  # reference + intervened rows
+
+
+def test_degenerate_warning_names_the_coordinates_and_points_at_the_caller() -> None:
+    q = AggregatePosterior(3, dtype=torch.float64)
+    q.update(torch.randn(50, 3, dtype=torch.float64) * torch.tensor([1.0, 0.0, 1.0]).double())
+    with pytest.warns(RuntimeWarning) as caught:
+        evaluator(lambda x: x, lambda z: z, q).evaluate()
+    messages = [str(w.message) for w in caught]
+    assert (
+        "prior coordinate(s) [1] have zero variance over the samples: their scores are reported as NaN"
+        in messages
+    )
+    assert all(w.filename == __file__ for w in caught)

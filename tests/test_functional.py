@@ -48,3 +48,18 @@ def test_equivariance_penalty_names_the_mismatched_arguments() -> None:
     msg = r"^causes and causes_back must both have shape \(R, n\) and agree; got \(4, 6\) and \(4, 3\)$"
     with pytest.raises(ShapeError, match=msg):
         equivariance_penalty(torch.zeros(4, 6), torch.zeros(4, 3), 3)
+
+
+def test_invariance_penalty_names_the_mismatched_arguments() -> None:
+    from consistency.functional import invariance_penalty
+
+    dims = torch.zeros(4, dtype=torch.long)
+    with pytest.raises(
+        ShapeError,
+        match=r"^reference and intervened must both have shape \(R, n\) and agree; got \(4, 3\) and \(4, 2\)$",
+    ):
+        invariance_penalty(torch.zeros(4, 3), torch.zeros(4, 2), dims)
+    with pytest.raises(
+        ShapeError, match=r"^dims must have shape \(R,\) = \(4,\) to match reference; got \(3,\)$"
+    ):
+        invariance_penalty(torch.zeros(4, 3), torch.zeros(4, 3), dims[:3])

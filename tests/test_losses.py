@@ -594,3 +594,19 @@ def test_equivariance_loss_rejects_an_xblock_of_another_width() -> None:
     loss = EquivarianceLoss(lambda x: x, block, None, xblock=block)
     with pytest.raises(ShapeError, match=r"^xblock has n = 3 units but the latents have width 4$"):
         loss(torch.randn(8, 4))
+
+
+@pytest.mark.parametrize("stop_reference", [True, False])
+def test_invariance_reference_response_carries_gradient_only_without_stop_reference(
+    stop_reference: bool,
+) -> None:
+    """reference="response": R(N) is computed first, without gradient exactly when
+    stop_reference=True; R(Ñ) always carries one."""
+    enabled: list[bool] = []
+
+    def encoder(x: torch.Tensor) -> torch.Tensor:
+        enabled.append(torch.is_grad_enabled())
+        return 0.5 * x
+
+    InvarianceLoss(encoder, lambda z: z, None, stop_reference=stop_reference)(torch.randn(8, 3))
+    assert enabled == [not stop_reference, True]

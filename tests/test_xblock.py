@@ -296,3 +296,39 @@ def test_causes_uses_the_given_gates() -> None:
         expected = block(noise, gates=gates).view(5, 3, 2)
         assert torch.equal(block.causes(noise, gates=gates), expected)
     assert not torch.equal(block.causes(noise, gates=closed), block.causes(noise, gates=opened))
+
+
+def test_forward_bounds_messages_and_no_data_dependent_checks() -> None:
+    """Unit keys 0 .. n-1 are accepted, n is not; a wrong gate shape names both shapes; the
+    forward pass checks shapes only (no data-dependent branch, so torch.compile can trace it):
+    non-finite noise passes through."""
+    block = XBlock(3, 1).eval()
+    noise = torch.randn(2, 3)
+    first, last = block(noise, intervene={0: 0.5}), block(noise, intervene={2: 0.5})
+    assert torch.equal(first[:, 0], torch.full((2,), 0.5)) and torch.equal(
+        last[:, 2], torch.full((2,), 0.5)
+    )
+    with pytest.raises(ShapeError, match=r"unit indices in \[0, 3\); got 3"):
+        block(noise, intervene={3: 0.5})
+    with pytest.raises(
+        ShapeError,
+        match=r"^gates must have shape \(B, n, n\) = \(2, 3, 3\) or \(1, n, n\); got \(2, 3, 2\)$",
+    ):
+        block(noise, gates=torch.zeros(2, 3, 2))
+    with pytest.raises(ValueError, match=r"^unit_size must be >= 1; got 0$"):
+        XBlock(3, 0)
+    bad = noise.clone()
+    bad[0, 0] = float("nan")
+    assert bool(block(bad)[0].isnan().any()) and bool(torch.isfinite(block(bad)[1]).all())
+
+
+def test_state_dict_keys_fixed_gates_and_edge_index() -> None:
+    """Learned gates are a parameter, fixed ones (learn_gates=False) a buffer; both are saved.
+    The edge index is derived from n and not saved (old checkpoints load)."""
+    learned, fixed = XBlock(3), XBlock(3, learn_gates=False)
+    assert "gate_logits" in dict(learned.named_parameters())
+    assert "gate_logits" not in dict(fixed.named_parameters())
+    assert "gate_logits" in dict(fixed.named_buffers()) and "gate_logits" in fixed.state_dict()
+    assert "edge_index" not in learned.state_dict() and "edge_index" in dict(
+        learned.named_buffers()
+    )
