@@ -391,3 +391,31 @@ def test_time_limit_stops_saves_and_resumes(tmp_path, monkeypatch) -> None:  # t
     )
     assert done.steps == 10 and not done.time_limited
     assert [h["step"] for h in done.history] == list(range(1, 11))
+
+
+def test_example_evaluation_budget_flags() -> None:
+    """--eval auto is quick below FULL_EVAL_FROM_STEPS steps and full from there; explicit
+    --eval-* flags win over either; --quick-eval is --eval quick; --time-limit reaches the config."""
+    import argparse
+
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import _cli
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+
+    def config(*argv: str) -> TrainConfig:
+        parser = argparse.ArgumentParser()
+        _cli.add_arguments(parser, preset="S", steps=500, out="runs/x")
+        return _cli.config_from_args(parser.parse_args(list(argv)))
+
+    quick, full = _cli.QUICK_EVAL, TrainConfig()
+    budget = lambda c: (c.eval_samples, c.eval_interventions, c.eval_data)  # noqa: E731
+    assert budget(config()) == quick  # 500 steps
+    assert budget(config("--steps", str(_cli.FULL_EVAL_FROM_STEPS - 1))) == quick
+    full_budget = (full.eval_samples, full.eval_interventions, full.eval_data)
+    assert budget(config("--steps", str(_cli.FULL_EVAL_FROM_STEPS))) == full_budget
+    assert budget(config("--eval", "full")) == full_budget
+    assert budget(config("--steps", "100000", "--quick-eval")) == quick
+    assert budget(config("--eval-samples", "50")) == (50, *quick[1:])
+    assert config("--time-limit", "30").time_limit == 30.0 and config().time_limit is None
