@@ -441,3 +441,15 @@ def test_degenerate_warning_names_the_coordinates_and_points_at_the_caller() -> 
         in messages
     )
     assert all(w.filename == __file__ for w in caught)
+
+
+def test_self_consistency_table_draws_each_mode() -> None:
+    """Bank rows (x, x); R(N) = the mean of the coordinates, on both: exact on posterior rows
+    (SCN 1), wrong on hybrids, whose coordinates differ."""
+    x = torch.randn(500, 1, dtype=torch.float64)
+    q = AggregatePosterior(2, capacity=500, dtype=torch.float64)
+    q.update(torch.cat([x, x], 1))
+    average = lambda n: n.mean(1, keepdim=True).expand(-1, 2)  # noqa: E731
+    table = evaluator(average, lambda z: z, q).self_consistency_table(("posterior", "hybrid"))
+    assert torch.allclose(table.values[0], torch.ones(2), atol=1e-6)
+    assert bool((table.values[1] < 0.9).all())

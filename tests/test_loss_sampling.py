@@ -103,3 +103,60 @@ def test_no_latents_and_no_sampler_says_so() -> None:
         match=r"^no latents were given and the loss has no sampler to draw prior samples from$",
     ):
         _loss(Spy(3), None)()
+
+
+def test_forward_messages_name_what_went_wrong() -> None:
+    q = _bank(torch.randn(20, 3, dtype=torch.float64))
+    with pytest.raises(
+        ValueError, match=r"^responses= needs the latents they respond to; pass latents too$"
+    ):
+        _loss(Spy(3), q)(None, responses=torch.randn(4, 3, dtype=torch.float64))
+    with pytest.raises(
+        ValueError,
+        match=r"with prior='hybrid' the prior samples are hybrid draws made from the latents, "
+        r"whose responses the loss computes: do not pass responses=$",
+    ):
+        _loss(Spy(3), None, prior="hybrid")(torch.randn(4, 3), responses=torch.randn(4, 3))
+    with pytest.raises(
+        ValueError,
+        match=r"needs at least 2 of them; got 1 \(pass more latents, or normalise=None\)$",
+    ):
+        _loss(Spy(3), None)(torch.randn(1, 3))
+    with pytest.raises(ValueError, match=r"^n_samples must be >= 1; got 0$"):
+        _loss(Spy(3), None, n_samples=0)
+    with pytest.raises(ValueError, match=r"^n_interventions must be >= 1; got 0$"):
+        _loss(Spy(3), None, n_interventions=0)
+    with pytest.raises(ValueError, match=r"^latents: axis 1 \(latent width n\) must be 3; got 4"):
+        _loss(Spy(3), q)(torch.randn(4, 4, dtype=torch.float64))
+    with pytest.warns(UserWarning, match=r"^InvarianceLoss: generate does not run the XBlock"):
+        from consistency import XBlock
+
+        InvarianceLoss(Spy(3), lambda z: z, None, xblock=XBlock(3))
+
+
+def test_a_subset_as_large_as_the_batch_is_the_batch_and_subsets_follow_the_generator() -> None:
+    latents = torch.randn(8, 3, dtype=torch.float64)
+    values = []
+    for n_samples in (None, 8):
+        spy = Spy(3)
+        _loss(spy, None, n_samples=n_samples, generator=torch.Generator().manual_seed(1))(latents)
+        values.append(spy.seen[-1])
+    assert torch.equal(values[0], values[1])  # no reshuffle when nothing is left out
+    runs = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        spy = Spy(3)
+        _loss(spy, None, n_samples=3, generator=torch.Generator().manual_seed(4))(latents)
+        runs.append(spy.seen[-1])
+    assert runs[0].shape == (3, 3) and torch.equal(runs[0], runs[1])
+
+
+def test_default_stop_reference_and_a_constant_coordinate_under_prior_normalisation() -> None:
+    """The reference is a fixed target by default; a coordinate with zero variance over the
+    prior samples gets a floored (finite) normaliser, not a division by zero."""
+    assert InvarianceLoss(Spy(3), lambda z: z, None).stop_reference is True
+    latents = torch.randn(8, 3, dtype=torch.float64)
+    latents[:, 1] = 0.0
+    assert bool(torch.isfinite(_loss(Spy(3), None, dims="all")(latents)))
+    constant = torch.ones(8, 3, dtype=torch.float64)  # every variance 0: nothing moves, loss 0
+    assert float(_loss(Spy(3), None, dims="all")(constant)) == 0.0

@@ -332,3 +332,8 @@ def test_state_dict_keys_fixed_gates_and_edge_index() -> None:
     assert "edge_index" not in learned.state_dict() and "edge_index" in dict(
         learned.named_buffers()
     )
+
+
+def test_noise_width_error_names_the_argument() -> None:
+    with pytest.raises(ShapeError, match=r"^noise: axis 1 \(latent width n\) must be 3; got 4"):
+        XBlock(3)(torch.randn(2, 4))

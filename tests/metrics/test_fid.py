@@ -36,8 +36,14 @@ def test_matches_scipy_sqrtm(d: int, shift: float, seed: int) -> None:
 def test_errors() -> None:
     with pytest.raises(ValueError, match="same d"):
         frechet_distance(torch.randn(5, 2), torch.randn(5, 3))
-    with pytest.raises(ValueError, match="at least 2"):
-        frechet_distance(torch.randn(1, 2), torch.randn(5, 2))
+    with pytest.raises(ValueError, match="same d"):
+        frechet_distance(torch.randn(5, 2, 1), torch.randn(5, 2))  # one side not (P, d)
+    for p, q in ((1, 5), (5, 1)):
+        with pytest.raises(
+            ValueError, match=r"^frechet_distance needs at least 2 samples on each side$"
+        ):
+            frechet_distance(torch.randn(p, 2), torch.randn(q, 2))
+    assert torch.isfinite(frechet_distance(torch.randn(2, 2), torch.randn(2, 2)))  # 2 suffice
 
 
 def test_sample_quality_runs_with_given_features() -> None:
