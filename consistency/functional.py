@@ -40,9 +40,12 @@ def _wide(x: Tensor) -> Tensor:
 
 
 def _per_dim_scale(variance: Tensor) -> Tensor:
-    """Variances made safe to divide by: floored at 1e-6 of their mean (no data-dependent branch)."""
+    """Variances made safe to divide by: floored at 1e-6 of their mean; when every variance is 0
+    (a batch without spread, e.g. a collapsed encoder) the loss falls back to raw units (scale 1)
+    instead of dividing by ~0. ``torch.where``, no data-dependent branch."""
     v = _wide(variance.detach())
-    return torch.maximum(v, 1e-6 * v.mean() + torch.finfo(v.dtype).tiny)
+    mean = v.mean()
+    return torch.where(mean > 0, torch.maximum(v, 1e-6 * mean), torch.ones_like(v))
 
 
 def _check_pair(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:

@@ -158,5 +158,7 @@ def test_default_stop_reference_and_a_constant_coordinate_under_prior_normalisat
     latents = torch.randn(8, 3, dtype=torch.float64)
     latents[:, 1] = 0.0
     assert bool(torch.isfinite(_loss(Spy(3), None, dims="all")(latents)))
-    constant = torch.ones(8, 3, dtype=torch.float64)  # every variance 0: nothing moves, loss 0
-    assert float(_loss(Spy(3), None, dims="all")(constant)) == 0.0
+    # every variance 0 (a collapsed encoder): raw units, the same as normalise=None, not inf
+    constant = torch.ones(8, 3, dtype=torch.float64)
+    raw = _loss(Spy(3), None, dims="all", normalise=None)(constant)
+    assert float(raw) > 0 and torch.equal(_loss(Spy(3), None, dims="all")(constant), raw)
