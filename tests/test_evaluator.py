@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import warnings
 
 import pytest
 import torch
@@ -430,17 +431,26 @@ def test_networks_never_see_more_than_batch_size_rows() -> None:
     assert max(sizes) == 7 and sum(sizes) == 20 + 20 * 3 * 2  # reference + intervened rows
 
 
-def test_degenerate_warning_names_the_coordinates_and_points_at_the_caller() -> None:
+def _degenerate_warnings() -> list[warnings.WarningMessage]:
     q = AggregatePosterior(3, dtype=torch.float64)
     q.update(torch.randn(50, 3, dtype=torch.float64) * torch.tensor([1.0, 0.0, 1.0]).double())
     with pytest.warns(RuntimeWarning) as caught:
         evaluator(lambda x: x, lambda z: z, q).evaluate()
-    messages = [str(w.message) for w in caught]
+    return list(caught)
+
+
+def test_degenerate_warning_names_the_coordinates() -> None:
+    messages = [str(w.message) for w in _degenerate_warnings()]
     assert (
         "prior coordinate(s) [1] have zero variance over the samples: their scores are reported as NaN"
         in messages
     )
-    assert all(w.filename == __file__ for w in caught)
+
+
+def test_degenerate_warning_points_at_the_caller() -> None:
+    # (deselected in the mutation run: mutmut's trampolines add stack frames)
+    caught = _degenerate_warnings()
+    assert caught and all(w.filename == __file__ for w in caught)
 
 
 def test_self_consistency_table_draws_each_mode() -> None:

@@ -72,3 +72,19 @@ def test_dimension_bounds_dtype_and_values_are_exact() -> None:
     out = intervene(noise, torch.tensor([0, 1]), torch.tensor([2.0, 3.0], dtype=torch.float64))
     assert out.dtype == torch.float32
     assert torch.equal(out, torch.tensor([[2.0, 0.0, 0.0], [0.0, 3.0, 0.0]]))
+
+
+def test_intervene_edge_cases_dtype_and_message() -> None:
+    """An empty batch with an empty dims tensor; a Python float lands exactly in a float64 batch
+    (no float32 rounding on the way); non-finite noise passes (no data-dependent check in the
+    hot path); a wrong rank names the argument."""
+    from consistency import intervene
+
+    empty = intervene(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), torch.zeros(0))
+    assert empty.shape == (0, 3)
+    exact = intervene(torch.zeros(2, 3, dtype=torch.float64), 1, 0.1)
+    assert exact.dtype == torch.float64 and exact[:, 1].tolist() == [0.1, 0.1]
+    nan = intervene(torch.full((2, 3), float("nan")), 0, 1.0)
+    assert nan[:, 0].tolist() == [1.0, 1.0] and bool(nan[:, 1:].isnan().all())
+    with pytest.raises(ValueError, match=r"^noise must have shape \(B, n\) \(rank 2\); got rank 1"):
+        intervene(torch.zeros(3), 0, 1.0)
