@@ -207,8 +207,7 @@ def _peak_rss_kb() -> int:
 def _rss_child(spec: str) -> None:
     n, t, k, batch_size = json.loads(spec)
     ev = _evaluator(n, t, k, batch_size, torch.device("cpu"))
-    ev.evaluate()  # warm-up: allocator pools and lazy initialisation
-    before = _peak_rss_kb()
+    before = _peak_rss_kb()  # model and sampler built; the evaluation's own peak comes next
     ev.evaluate()
     print(json.dumps({"mb": (_peak_rss_kb() - before) / 1024}))
 

@@ -143,6 +143,24 @@ def test_recipe_default_faithful_and_errors() -> None:
     assert isinstance(default.encoder.head[-1], torch.nn.Identity)
     assert default.xblock is not None and default.xblock.residual
     assert default.consistency is not None and default.consistency.normalise == "prior"
+    assert default.consistency.n_samples == Recipe().consistency_samples == 32
+    assert paper.consistency.n_samples is None  # the authors': the whole batch
+
+
+def test_default_consistency_pass_takes_a_subset_of_the_batch() -> None:
+    """XC-I training step at batch 128: the encoder sees the batch, then the 32 intervened
+    prior samples of the consistency term (Recipe.consistency_samples), nothing else."""
+    torch.manual_seed(0)
+    model = build_model("AE", "S", "XC-I").train()
+    sizes: list[int] = []
+    model.encoder.register_forward_hook(lambda _m, args, _out: sizes.append(args[0].shape[0]))
+    model.loss(torch.rand(128, 1, 28, 28))
+    assert sizes == [128, 32]
+    every = build_model("AE", "S", "XC-I", recipe=Recipe(consistency_samples=None)).train()
+    sizes.clear()
+    every.encoder.register_forward_hook(lambda _m, args, _out: sizes.append(args[0].shape[0]))
+    every.loss(torch.rand(128, 1, 28, 28))
+    assert sizes == [128, 128]
 
 
 def test_consistency_passes_leave_batchnorm_statistics_to_real_data() -> None:
