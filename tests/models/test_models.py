@@ -150,6 +150,8 @@ def test_recipe_default_faithful_and_errors() -> None:
 def test_default_consistency_pass_takes_a_subset_of_the_batch() -> None:
     """XC-I training step at batch 128: the encoder sees the batch, then the 32 intervened
     prior samples of the consistency term (Recipe.consistency_samples), nothing else."""
+    from consistency.models import Recipe
+
     torch.manual_seed(0)
     model = build_model("AE", "S", "XC-I").train()
     sizes: list[int] = []
