@@ -463,3 +463,8 @@ def test_self_consistency_table_draws_each_mode() -> None:
     table = evaluator(average, lambda z: z, q).self_consistency_table(("posterior", "hybrid"))
     assert torch.allclose(table.values[0], torch.ones(2), atol=1e-6)
     assert bool((table.values[1] < 0.9).all())
+
+
+def test_two_prior_samples_still_give_a_noise_mmd() -> None:
+    report = evaluator(lambda x: x, lambda z: z, bank(3), n_samples=2).evaluate()
+    assert math.isfinite(report.mmd_hybrid)
