@@ -313,12 +313,28 @@ class ConsistencyEvaluator:
         self, modes: Sequence[str] = ("posterior", "hybrid", "uniform")
     ) -> SelfConsistencyTable:
         """Self-consistency under each sampling mode (the paper's Table 2 row for one model)."""
-        rows = []
+        checked = [_check_mode(mode) for mode in modes]
         with self.evaluation_mode():
-            for mode in modes:
-                mode = _check_mode(mode)
-                prior = self.sampler.sample(self.n_samples, mode, generator=self.generator)
-                rows.append(self._self_consistency(prior))
+            # every mode's prior samples go through the networks together (chunked by
+            # batch_size), then each mode's block is scored on its own
+            priors = [
+                self.sampler.sample(self.n_samples, mode, generator=self.generator)
+                for mode in checked
+            ]
+            stacked = torch.cat(priors)
+            if self.convention == "authors":
+                iterated = stacked
+                for _ in range(AUTHORS_ITERATIONS):
+                    iterated = self._respond(iterated)
+                rows = [
+                    self_consistency_authors(p, r)
+                    for p, r in zip(priors, iterated.split(self.n_samples))
+                ]
+            else:
+                responses = self._respond(stacked)
+                rows = [
+                    self_consistency(p, r) for p, r in zip(priors, responses.split(self.n_samples))
+                ]
         return SelfConsistencyTable(tuple(modes), torch.stack(rows).float().cpu())
 
     def traversal_grid(self, dim: int, steps: int = 20) -> Tensor:

@@ -468,3 +468,17 @@ def test_self_consistency_table_draws_each_mode() -> None:
 def test_two_prior_samples_still_give_a_noise_mmd() -> None:
     report = evaluator(lambda x: x, lambda z: z, bank(3), n_samples=2).evaluate()
     assert math.isfinite(report.mmd_hybrid)
+
+
+def test_self_consistency_table_sends_all_modes_through_the_networks_together() -> None:
+    sizes: list[int] = []
+
+    def encoder(x: torch.Tensor) -> torch.Tensor:
+        sizes.append(x.shape[0])
+        return 0.5 * x
+
+    evaluator(encoder, lambda z: z, bank(3), n_samples=20).self_consistency_table()
+    assert sizes == [60]  # 3 modes x 20 prior samples, one pass (batch_size 512)
+    sizes.clear()
+    evaluator(encoder, lambda z: z, bank(3), n_samples=20, batch_size=25).self_consistency_table()
+    assert sizes == [25, 25, 10]  # chunked by batch_size, not by mode
