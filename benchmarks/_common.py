@@ -27,3 +27,13 @@ def interleaved_times(
             step()
             samples[name].append(time.perf_counter() - t0)
     return {k: sorted(v)[len(v) // 2] for k, v in samples.items()}
+
+
+def peak_rss_kb() -> int:
+    """This process's peak resident set size (``VmHWM``, Linux), in KiB. ``VmHWM`` belongs to the
+    process image; ``ru_maxrss`` would be inherited from the parent across ``exec``."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status (peak memory is measured on Linux only)")

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 from collections.abc import Callable
 
 import torch
-from _common import interleaved_times, paper_ae
+from _common import interleaved_times, paper_ae, peak_rss_kb
 from torch.nn import functional as F
 
 from consistency import (
@@ -133,21 +132,13 @@ def peak_memory_mb(name: str, device: torch.device) -> float:
     return float(json.loads(out.stdout.strip().splitlines()[-1])["mb"])
 
 
-def _peak_rss_kb() -> int:
-    # VmHWM belongs to this process image (ru_maxrss is inherited from the parent across exec)
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
 def _rss_child(name: str) -> None:
     steps = make_steps(torch.device("cpu"))
     step = steps[name]
-    before = _peak_rss_kb()
+    before = peak_rss_kb()
     for _ in range(2):
         step()
-    print(json.dumps({"mb": (_peak_rss_kb() - before) / 1024}))
+    print(json.dumps({"mb": (peak_rss_kb() - before) / 1024}))
 
 
 def main() -> None:

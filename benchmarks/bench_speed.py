@@ -34,7 +34,7 @@ from contextlib import nullcontext
 from typing import Any
 
 import torch
-from _common import interleaved_times
+from _common import interleaved_times, peak_rss_kb
 
 from consistency import ConsistencyEvaluator, intervene, response
 from consistency.models import PRESETS, PaperModel, Recipe
@@ -197,19 +197,12 @@ def _peak_memory_mb(n: int, t: int, k: int, batch_size: int, device: torch.devic
     return float(json.loads(out.stdout.strip().splitlines()[-1])["mb"])
 
 
-def _peak_rss_kb() -> int:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
 def _rss_child(spec: str) -> None:
     n, t, k, batch_size = json.loads(spec)
     ev = _evaluator(n, t, k, batch_size, torch.device("cpu"))
-    before = _peak_rss_kb()  # model and sampler built; the evaluation's own peak comes next
+    before = peak_rss_kb()  # model and sampler built; the evaluation's own peak comes next
     ev.evaluate()
-    print(json.dumps({"mb": (_peak_rss_kb() - before) / 1024}))
+    print(json.dumps({"mb": (peak_rss_kb() - before) / 1024}))
 
 
 def evaluator_throughput(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
@@ -241,29 +234,27 @@ def evaluator_throughput(args: argparse.Namespace, device: torch.device) -> list
     return rows
 
 
-def _training_lines(preset: str, args: argparse.Namespace, device: torch.device) -> list[str]:
-    t = training_steps(preset, args, device)
-    lines = [
-        f"### Training step, AE {preset}, batch {args.batch} "
-        f"({args.rounds} interleaved rounds, medians)",
-        "",
-        "| step | median ms | ratio to plain |",
-        "|---|---|---|",
+def _ratio_table(title: str, times: dict[str, float], baseline: str, digits: int) -> list[str]:
+    """A Markdown table of median times and their ratio to ``times[baseline]``."""
+    lines = [title, "", f"| step | median ms | ratio to {baseline} |", "|---|---|---|"]
+    lines += [
+        f"| {k} | {v * 1e3:.{digits}f} | {v / times[baseline]:.{digits + 1}f} |"
+        for k, v in times.items()
     ]
-    lines += [f"| {k} | {v * 1e3:.1f} | {v / t['plain']:.2f} |" for k, v in t.items()]
     return [*lines, ""]
+
+
+def _training_lines(preset: str, args: argparse.Namespace, device: torch.device) -> list[str]:
+    title = (
+        f"### Training step, AE {preset}, batch {args.batch} "
+        f"({args.rounds} interleaved rounds, medians)"
+    )
+    return _ratio_table(title, training_steps(preset, args, device), "plain", 1)
 
 
 def _xblock_lines(args: argparse.Namespace, device: torch.device) -> list[str]:
-    t = xblock_steps(args, device)
-    lines = [
-        f"### XBlock forward+backward, batch {args.batch}, against one AE S training step",
-        "",
-        "| step | median ms | ratio to AE S step |",
-        "|---|---|---|",
-    ]
-    lines += [f"| {k} | {v * 1e3:.2f} | {v / t['AE S step']:.3f} |" for k, v in t.items()]
-    return [*lines, ""]
+    title = f"### XBlock forward+backward, batch {args.batch}, against one AE S training step"
+    return _ratio_table(title, xblock_steps(args, device), "AE S step", 2)
 
 
 def _batch_lines(args: argparse.Namespace, device: torch.device) -> list[str]:

@@ -246,7 +246,7 @@ class ConsistencyEvaluator:
         invariance, equivariance = _consistency_compute(
             sums, k, noise_var, resp_var, cause_var, self.convention
         )
-        scn = self._self_consistency(prior, None if authors else ref)
+        scn = self._self_consistency(prior, self._scn_response(prior) if authors else ref)
         self._warn_degenerate(noise_var, resp_var)
 
         bank = self.sampler.bank
@@ -286,16 +286,20 @@ class ConsistencyEvaluator:
             n_interventions=k,
         )
 
-    def _self_consistency(self, prior: Tensor, response: Tensor | None = None) -> Tensor:
-        """SCN of ``prior`` ``(T, n)`` in this evaluator's convention (``response``: ``R(prior)``
-        when already computed; the authors' convention iterates ``R`` ``AUTHORS_ITERATIONS``
-        times and ignores it)."""
+    def _scn_response(self, prior: Tensor) -> Tensor:
+        """What self-consistency compares ``prior`` ``(T, n)`` with: ``R(prior)``, or in the
+        authors' convention ``R`` iterated ``AUTHORS_ITERATIONS`` times, ``(T, n)``."""
+        out = self._respond(prior)
         if self.convention == "authors":
-            iterated = prior
-            for _ in range(AUTHORS_ITERATIONS):
-                iterated = self._respond(iterated)
-            return self_consistency_authors(prior, iterated)
-        return self_consistency(prior, self._respond(prior) if response is None else response)
+            for _ in range(AUTHORS_ITERATIONS - 1):
+                out = self._respond(out)
+        return out
+
+    def _self_consistency(self, prior: Tensor, response: Tensor) -> Tensor:
+        """SCN ``(n,)`` of ``prior`` ``(T, n)`` against its :meth:`_scn_response`."""
+        if self.convention == "authors":
+            return self_consistency_authors(prior, response)
+        return self_consistency(prior, response)
 
     @staticmethod
     def _warn_degenerate(noise_var: Tensor, resp_var: Tensor) -> None:
@@ -321,20 +325,8 @@ class ConsistencyEvaluator:
                 self.sampler.sample(self.n_samples, mode, generator=self.generator)
                 for mode in checked
             ]
-            stacked = torch.cat(priors)
-            if self.convention == "authors":
-                iterated = stacked
-                for _ in range(AUTHORS_ITERATIONS):
-                    iterated = self._respond(iterated)
-                rows = [
-                    self_consistency_authors(p, r)
-                    for p, r in zip(priors, iterated.split(self.n_samples))
-                ]
-            else:
-                responses = self._respond(stacked)
-                rows = [
-                    self_consistency(p, r) for p, r in zip(priors, responses.split(self.n_samples))
-                ]
+            responses = self._scn_response(torch.cat(priors)).split(self.n_samples)
+            rows = [self._self_consistency(p, r) for p, r in zip(priors, responses)]
         return SelfConsistencyTable(tuple(modes), torch.stack(rows).float().cpu())
 
     def traversal_grid(self, dim: int, steps: int = 20) -> Tensor:
