@@ -86,12 +86,44 @@ def load_data(dataset: str, train_size: int | None = None) -> tuple[torch.Tensor
 
             train_x = SceneDataset(20_000, seed=0).images
             test_x = SceneDataset(2_000, seed=1).images
+        elif dataset in GROUND_TRUTH:
+            train_x, test_x = ground_truth_data(dataset)[1], ground_truth_data(dataset)[2]
         else:
             raise ValueError(f"unknown dataset {dataset!r}")
         if train_size:
             train_x = train_x[:train_size]
         _DATA[key] = (train_x, test_x)
     return _DATA[key]
+
+
+GROUND_TRUTH = ("gt-scene", "pendulum", "shapes")
+_GT: dict[str, tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+
+def ground_truth_data(dataset: str) -> tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(source, train_images, test_images, test_factors)`` of an offline data set with known
+    causes: ``gt-scene`` (the causal scene; 20,000 train, 5,000 test), ``pendulum`` (CausalVAE's;
+    the same sizes), ``shapes`` (dSprites-like; 20,000 draws from the factorial to train on, the
+    full factorial of 6,144 images to test on). Train and test come from different seeds."""
+    if dataset not in _GT:
+        from consistency.data import CausalScene, Pendulum, Shapes, StructuralDataset
+
+        if dataset == "gt-scene":
+            train = StructuralDataset(CausalScene(seed=0), 20_000)
+            source = CausalScene(seed=1)
+            test_x, test_f = source.sample(5_000)
+        elif dataset == "pendulum":
+            train = StructuralDataset(Pendulum(seed=0), 20_000)
+            source = Pendulum(seed=1)
+            test_x, test_f = source.sample(5_000)
+        elif dataset == "shapes":
+            train = StructuralDataset(Shapes(seed=0), 20_000)
+            source = Shapes(seed=1)
+            test_x, test_f = source.grid()
+        else:
+            raise ValueError(f"unknown ground-truth dataset {dataset!r}; one of {GROUND_TRUTH}")
+        _GT[dataset] = (source, train.images, test_x, test_f)
+    return _GT[dataset]
 
 
 def add_budget_arguments(
@@ -120,6 +152,11 @@ def _finite(v: float | None) -> float | None:
 
 def run(spec: RunSpec, out_root: str | None = None) -> dict[str, Any]:
     """Train and evaluate one :class:`RunSpec`; returns the row the benchmarks store."""
+    return train_and_evaluate(spec, out_root)[1]
+
+
+def train_and_evaluate(spec: RunSpec, out_root: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """Train and evaluate one :class:`RunSpec`: ``(model in train mode, row)``."""
     from consistency import AggregatePosterior
     from consistency.models import Recipe, build_model
     from consistency.train import TrainConfig, train
@@ -210,7 +247,7 @@ def run(spec: RunSpec, out_root: str | None = None) -> dict[str, Any]:
     else:
         row.update(edge_density=None, logit_movement=None)
     model.train()
-    return row
+    return model, row
 
 
 class _Images(torch.utils.data.Dataset):  # type: ignore[type-arg]
@@ -231,8 +268,10 @@ def _worker_init() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
 
 
-def _run_keyed(spec: RunSpec, out_root: str | None) -> tuple[str, dict[str, Any]]:
-    row = run(spec, out_root)
+def _run_keyed(
+    spec: RunSpec, out_root: str | None, worker: Callable[[RunSpec, str | None], dict[str, Any]]
+) -> tuple[str, dict[str, Any]]:
+    row = worker(spec, out_root)
     row["run"] = asdict(spec)
     return spec.key(), row
 
@@ -244,9 +283,11 @@ def run_all(
     jobs: int = 2,
     out_root: str | None = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    worker: Callable[[RunSpec, str | None], dict[str, Any]] = run,
 ) -> list[dict[str, Any]]:
     """Run every spec not yet in ``results`` (JSON lines), ``jobs`` at a time; return all rows
-    of ``specs`` (old and new) in the order given."""
+    of ``specs`` (old and new) in the order given. ``worker`` (a module-level function, for
+    pickling) makes a row from a spec; :func:`run` by default."""
     done: dict[str, dict[str, Any]] = {}
     if results.exists():
         for line in results.read_text().splitlines():
@@ -261,7 +302,7 @@ def run_all(
         )
         ctx = mp.get_context("spawn")
         with cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init) as pool:
-            futures = [pool.submit(_run_keyed, s, out_root) for s in todo]
+            futures = [pool.submit(_run_keyed, s, out_root, worker) for s in todo]
             for fut in cf.as_completed(futures):
                 key, row = fut.result()
                 done[key] = row

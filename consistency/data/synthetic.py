@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 
 from ..errors import InvalidValueError
 
-__all__ = ["FACTOR_NAMES", "CausalScene", "SceneDataset"]
+__all__ = ["FACTOR_NAMES", "CausalScene", "SceneDataset", "StructuralData", "StructuralDataset"]
 
 FACTOR_NAMES: tuple[str, ...] = (
     "angle",
@@ -51,7 +51,101 @@ _GROUND = 0.92
 _NOISE_STD = {2: 0.02, 3: 0.01, 4: 0.03}
 
 
-class CausalScene:
+class StructuralData:
+    """Base of the library's data sets with a known causal model (:class:`CausalScene`,
+    :class:`~consistency.data.Pendulum`, :class:`~consistency.data.Shapes`).
+
+    A subclass sets ``names`` (factors in topological order) and ``edges`` (parent, child) and
+    implements ``sample_noise(k)``, ``factors_from_noise(noise, do=None)`` and ``render(factors)``;
+    this class gives the graph, descendants, and sampling with or without ``do()``. The
+    random generator ``rng`` is seeded once: the same seed and the same calls give the same data.
+    """
+
+    names: tuple[str, ...] = ()
+    edges: tuple[tuple[int, int], ...] = ()
+    rng: np.random.Generator
+
+    @property
+    def graph(self) -> Tensor:
+        """True adjacency ``(F, F)``: ``graph[j, i] = 1`` for the edge factor ``j`` -> factor ``i``."""
+        g = torch.zeros(len(self.names), len(self.names))
+        for j, i in self.edges:
+            g[j, i] = 1.0
+        return g
+
+    def descendants(self, factor: int | str) -> set[int]:
+        """Indices of the factors downstream of ``factor`` (not including itself)."""
+        f = self.index(factor)
+        out: set[int] = set()
+        frontier = [f]
+        while frontier:
+            j = frontier.pop()
+            for a, b in self.edges:
+                if a == j and b not in out:
+                    out.add(b)
+                    frontier.append(b)
+        return out
+
+    def index(self, factor: int | str) -> int:
+        """A factor's index from its name or index."""
+        if isinstance(factor, str):
+            if factor not in self.names:
+                raise InvalidValueError(f"unknown factor {factor!r}; expected one of {self.names}")
+            return self.names.index(factor)
+        if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)):
+            raise InvalidValueError(f"a factor is a name or an index; got {factor!r}")
+        if not 0 <= factor < len(self.names):
+            raise InvalidValueError(
+                f"factor index must lie in [0, {len(self.names)}); got {factor}"
+            )
+        return int(factor)
+
+    def sample_noise(self, k: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def factors_from_noise(
+        self, noise: np.ndarray, do: Mapping[int | str, float | np.ndarray] | None = None
+    ) -> np.ndarray:
+        raise NotImplementedError
+
+    def render(self, factors: np.ndarray | Tensor, chunk: int = 4096) -> Tensor:
+        raise NotImplementedError
+
+    def sample(
+        self, k: int, do: Mapping[int | str, float | np.ndarray] | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``k`` samples, observational or under ``do`` (factor -> value(s)): images
+        ``(k, C, S, S)`` and factors ``(k, F)`` (float32)."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InvalidValueError(f"k must be a positive int; got {k!r}")
+        factors = self.factors_from_noise(self.sample_noise(k), do=do)
+        return self.render(factors), torch.from_numpy(factors).float()
+
+    def intervene(
+        self, k: int, factor: int | str, value: float | np.ndarray
+    ) -> tuple[Tensor, Tensor]:
+        """``k`` samples under ``do(factor := value)``: descendants recomputed, the rest unchanged
+        in distribution (drawn from the same noise)."""
+        return self.sample(k, do={factor: value})
+
+    def _assign_do(
+        self, do: Mapping[int | str, float | np.ndarray] | None, k: int
+    ) -> dict[int, np.ndarray]:
+        out: dict[int, np.ndarray] = {}
+        for f, v in (do or {}).items():
+            value = np.asarray(v, dtype=float)
+            if value.ndim > 1 or (value.ndim == 1 and value.shape[0] != k):
+                raise InvalidValueError(
+                    f"do({self.names[self.index(f)]}) takes a scalar or ({k},) values; got shape "
+                    f"{value.shape}"
+                )
+            if not np.isfinite(value).all():
+                raise InvalidValueError(f"do({self.names[self.index(f)]}) got non-finite values")
+            out[self.index(f)] = np.broadcast_to(value, (k,))
+        return out
+
+
+class CausalScene(StructuralData):
     """The pendulum scene: sample images with their true factors, or under do() on a factor.
 
     Args:
@@ -66,47 +160,13 @@ class CausalScene:
     """
 
     names: tuple[str, ...] = FACTOR_NAMES
+    edges = _EDGES
 
     def __init__(self, size: int = 28, seed: int = 0) -> None:
         if size < 16:
             raise InvalidValueError(f"size must be >= 16 pixels; got {size}")
         self.size = int(size)
         self.rng = np.random.default_rng(seed)
-
-    @property
-    def graph(self) -> Tensor:
-        """True adjacency ``(F, F)``: ``graph[j, i] = 1`` for the edge factor ``j`` -> factor ``i``."""
-        g = torch.zeros(len(FACTOR_NAMES), len(FACTOR_NAMES))
-        for j, i in _EDGES:
-            g[j, i] = 1.0
-        return g
-
-    def descendants(self, factor: int | str) -> set[int]:
-        """Indices of the factors downstream of ``factor`` (not including itself)."""
-        f = self.index(factor)
-        out: set[int] = set()
-        frontier = [f]
-        while frontier:
-            j = frontier.pop()
-            for a, b in _EDGES:
-                if a == j and b not in out:
-                    out.add(b)
-                    frontier.append(b)
-        return out
-
-    def index(self, factor: int | str) -> int:
-        """A factor's index from its name or index."""
-        if isinstance(factor, str):
-            if factor not in FACTOR_NAMES:
-                raise InvalidValueError(
-                    f"unknown factor {factor!r}; expected one of {FACTOR_NAMES}"
-                )
-            return FACTOR_NAMES.index(factor)
-        if not 0 <= factor < len(FACTOR_NAMES):
-            raise InvalidValueError(
-                f"factor index must lie in [0, {len(FACTOR_NAMES)}); got {factor}"
-            )
-        return int(factor)
 
     # ------------------------------------------------------------------ SCM
     def sample_noise(self, k: int) -> np.ndarray:
@@ -139,14 +199,12 @@ class CausalScene:
         ``do`` maps factors to values: each is set (its own equation and noise ignored) and its
         descendants are computed from the new value.
         """
-        do_idx = {self.index(f): v for f, v in (do or {}).items()}
         k = noise.shape[0]
+        do_idx = self._assign_do(do, k)
         f = np.empty((k, len(FACTOR_NAMES)))
 
         def assign(i: int, value: np.ndarray) -> None:
-            f[:, i] = (
-                np.broadcast_to(np.asarray(do_idx[i], dtype=float), (k,)) if i in do_idx else value
-            )
+            f[:, i] = do_idx[i] if i in do_idx else value
 
         assign(0, noise[:, 0])
         assign(1, noise[:, 1])
@@ -191,31 +249,17 @@ class CausalScene:
         shade = inside_x * inside_y * np.clip(col(f[:, 4]), 0.05, 1.0)
         return np.maximum.reduce([rod, bob, lamp, shade]).astype(np.float32)
 
-    # --------------------------------------------------------------- public
-    def sample(self, k: int) -> tuple[Tensor, Tensor]:
-        """``k`` observational samples: images ``(k, 1, S, S)`` and factors ``(k, F)`` (float32)."""
-        factors = self.factors_from_noise(self.sample_noise(k))
-        return self.render(factors), torch.from_numpy(factors).float()
 
-    def intervene(
-        self, k: int, factor: int | str, value: float | np.ndarray
-    ) -> tuple[Tensor, Tensor]:
-        """``k`` samples under ``do(factor := value)``: descendants recomputed, the rest unchanged
-        in distribution (drawn from the same noise)."""
-        factors = self.factors_from_noise(self.sample_noise(k), do={factor: value})
-        return self.render(factors), torch.from_numpy(factors).float()
-
-
-class SceneDataset(Dataset[tuple[Tensor, Tensor]]):
-    """A fixed-size, seeded :class:`CausalScene` data set held in memory: items are ``(image, factors)``.
+class StructuralDataset(Dataset[tuple[Tensor, Tensor]]):
+    """A fixed-size sample of a :class:`StructuralData` held in memory: items are ``(image, factors)``.
 
     Attributes:
-        images: ``(N, 1, S, S)``; factors: ``(N, F)``; scene: the generating scene.
+        images: ``(N, C, S, S)``; factors: ``(N, F)``; scene: the generating data source.
     """
 
-    def __init__(self, n: int = 60_000, size: int = 28, seed: int = 0) -> None:
-        self.scene = CausalScene(size, seed)
-        self.images, self.factors = self.scene.sample(n)
+    def __init__(self, source: StructuralData, n: int) -> None:
+        self.scene = source
+        self.images, self.factors = source.sample(n)
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -223,7 +267,15 @@ class SceneDataset(Dataset[tuple[Tensor, Tensor]]):
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         return self.images[index], self.factors[index]
 
-    def subset(self, size: int) -> SceneDataset:
-        out = object.__new__(SceneDataset)
+    def subset(self, size: int) -> StructuralDataset:
+        """The first ``size`` items (same source)."""
+        out = object.__new__(type(self))
         out.scene, out.images, out.factors = self.scene, self.images[:size], self.factors[:size]
         return out
+
+
+class SceneDataset(StructuralDataset):
+    """A fixed-size, seeded :class:`CausalScene` data set held in memory: items are ``(image, factors)``."""
+
+    def __init__(self, n: int = 60_000, size: int = 28, seed: int = 0) -> None:
+        super().__init__(CausalScene(size, seed), n)

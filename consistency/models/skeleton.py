@@ -50,7 +50,8 @@ OutputBlock = Literal["conv", "paper"]
 @dataclass(frozen=True)
 class Preset:
     """An architecture size: the paper's (Table 3, corrected by Table 4's counts; docs/method.md), plus
-    ``scene``, a small one for the embedded causal scene (n = 5 = its number of factors)."""
+    ``scene``, ``pendulum`` and ``shapes``: the small one for the offline data sets with known
+    causes, with n = their number of factors (5, 4, 5)."""
 
     name: str
     depth: int
@@ -71,6 +72,8 @@ PRESETS: dict[str, Preset] = {
     "v32":      Preset("v32",      depth=16, n=32, unit_size=1, filters=100, pools=7, image_size=128, channels=3, dataset="celeba"),
     "v324":     Preset("v324",     depth=16, n=32, unit_size=4, filters=100, pools=7, image_size=128, channels=3, dataset="celeba"),
     "scene":    Preset("scene",    depth=4,  n=5,  unit_size=1, filters=16,  pools=3, image_size=28,  channels=1, dataset="scene"),
+    "pendulum": Preset("pendulum", depth=4,  n=4,  unit_size=1, filters=16,  pools=3, image_size=28,  channels=1, dataset="pendulum"),
+    "shapes":   Preset("shapes",   depth=4,  n=5,  unit_size=1, filters=16,  pools=3, image_size=28,  channels=1, dataset="shapes"),
 }
 
 # The paper's Table 4: trainable parameters of (family, preset, variant). The CelebA X counts hold
