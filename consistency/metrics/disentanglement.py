@@ -34,6 +34,7 @@ __all__ = [
     "IRS",
     "MIG",
     "ConditionedResponse",
+    "GroundTruthScores",
     "InterventionalData",
     "LatentResponse",
     "completeness",
@@ -41,6 +42,8 @@ __all__ = [
     "dci",
     "discretize",
     "disentanglement",
+    "encode_all",
+    "ground_truth_scores",
     "irs",
     "lasso",
     "latent_response_matrix",
@@ -751,3 +754,95 @@ def conditioned_response_matrix(
         rows.append((resp - resp.mean(0)).square().mean((0, 1)).sqrt() / spread)
         all_values.append(values)
     return ConditionedResponse(torch.stack(rows).float().cpu(), torch.stack(all_values).float())
+
+
+# ------------------------------------------------------------------------------- from a model
+@torch.no_grad()
+def encode_all(
+    encoder: Callable[[Tensor], Any],
+    images: Tensor,
+    *,
+    batch_size: int = 512,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Encoder means ``(N, n)`` of ``images`` ``(N, ...)``, in batches, without gradients.
+
+    The encoder runs where its inputs are sent (``device``; default: where ``images`` are); the
+    codes come back on that device. The encoder's train/eval mode is left as it is (call
+    ``model.eval()`` first if BatchNorm or dropout should be in evaluation mode).
+    """
+    check_positive_int(batch_size, "batch_size")
+    if not isinstance(images, Tensor) or images.ndim < 2 or images.shape[0] == 0:
+        raise InvalidValueError(
+            "images must be a non-empty tensor (N, ...); got "
+            + (str(tuple(images.shape)) if isinstance(images, Tensor) else type(images).__name__)
+        )
+    dev = torch.device(device) if device is not None else images.device
+    return torch.cat([posterior_mean(encoder(chunk.to(dev))) for chunk in images.split(batch_size)])
+
+
+@dataclass
+class GroundTruthScores:
+    """IRS, MIG and DCI of one representation (each result in full).
+
+    Attributes:
+        irs, mig, dci: the results of :func:`irs`, :func:`mig`, :func:`dci`.
+    """
+
+    irs: IRS
+    mig: MIG
+    dci: DCI
+
+    def summary(self) -> dict[str, float]:
+        """The headline numbers as a flat dict of floats."""
+        return {
+            "irs": self.irs.score,
+            "mig": self.mig.score,
+            "dci_disentanglement": self.dci.disentanglement,
+            "dci_completeness": self.dci.completeness,
+            "dci_informativeness": self.dci.informativeness,
+        }
+
+
+def ground_truth_scores(
+    codes: Tensor | Callable[[Tensor], Any],
+    factors: Tensor,
+    *,
+    images: Tensor | None = None,
+    factor_bins: int | None = None,
+    importance: Literal["lasso", "gbt"] = "lasso",
+    batch_size: int = 512,
+    device: torch.device | str | None = None,
+) -> GroundTruthScores:
+    """IRS, MIG and DCI in one call, from codes ``(N, n)`` or from an encoder and ``images``.
+
+    Args:
+        codes: encoder means ``(N, n)``, or the encoder itself (then ``images`` is required and
+            :func:`encode_all` encodes them).
+        factors: ``(N, F)`` true factors.
+        images: ``(N, ...)`` when ``codes`` is an encoder.
+        factor_bins: for MIG (and gbt DCI): ``None`` uses distinct factor values as classes
+            (gridded factors), an int bins continuous factors. IRS always bins into 20, as
+            disentanglement_lib does.
+        importance: DCI's importance model.
+
+    Example:
+        >>> import torch
+        >>> g = torch.cartesian_prod(torch.arange(6), torch.arange(5)).float()
+        >>> scores = ground_truth_scores(lambda x: x * 2.0, g, images=g)
+        >>> {k: round(v, 2) for k, v in scores.summary().items()}
+        {'irs': 1.0, 'mig': 1.0, 'dci_disentanglement': 1.0, 'dci_completeness': 1.0, 'dci_informativeness': 1.0}
+    """
+    if callable(codes) and not isinstance(codes, Tensor):
+        if images is None:
+            raise InvalidValueError("codes is an encoder: pass the images to encode (images=)")
+        codes_t = encode_all(codes, images, batch_size=batch_size, device=device)
+    else:
+        if images is not None:
+            raise InvalidValueError("images= is only for an encoder; codes were given directly")
+        codes_t = codes
+    return GroundTruthScores(
+        irs=irs(codes_t, factors),
+        mig=mig(codes_t, factors, factor_bins=factor_bins),
+        dci=dci(codes_t, factors, importance=importance, factor_bins=factor_bins),
+    )

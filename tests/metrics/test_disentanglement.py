@@ -379,3 +379,42 @@ def test_metrics_follow_float32_codes_and_agree_with_float64() -> None:
     assert dci(z32, g).disentanglement == pytest.approx(
         dci(z32.double(), g).disentanglement, abs=1e-9
     )
+
+
+def test_ground_truth_scores_from_an_encoder_equal_those_from_its_codes() -> None:
+    from consistency.metrics import encode_all, ground_truth_scores
+
+    mus, ys = _mixed(4, 3, (3, 4), 300)
+    images = torch.from_numpy(mus).float().reshape(300, 1, 3)
+    encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3, 3))
+    codes = encode_all(encoder, images, batch_size=64)
+    assert codes.shape == (300, 3) and not codes.requires_grad
+    a = ground_truth_scores(encoder, torch.from_numpy(ys), images=images, batch_size=7)
+    b = ground_truth_scores(codes, torch.from_numpy(ys))
+    assert a.summary() == pytest.approx(b.summary(), abs=1e-6)
+    assert encoder.training  # the caller's mode is left alone
+    with pytest.raises(InvalidValueError, match="images="):
+        ground_truth_scores(encoder, torch.from_numpy(ys))
+    with pytest.raises(InvalidValueError, match="only for an encoder"):
+        ground_truth_scores(codes, torch.from_numpy(ys), images=images)
+
+
+@given(st.integers(0, 10_000), st.lists(st.floats(0.01, 100.0), min_size=3, max_size=3))
+def test_dci_lasso_unchanged_by_rescaling_latents(seed: int, scale: list[float]) -> None:
+    """Codes are standardised before the lasso, so a per-latent affine map changes nothing."""
+    mus, ys = _mixed(seed, 3, (3, 4), 300)
+    z, g = torch.from_numpy(mus), torch.from_numpy(ys)
+    a = dci(z, g)
+    b = dci(z * torch.tensor(scale, dtype=torch.float64) + 5.0, g)
+    torch.testing.assert_close(b.importance, a.importance, rtol=1e-6, atol=1e-8)
+    assert b.informativeness == pytest.approx(a.informativeness, abs=1e-8)
+
+
+def test_binned_continuous_factors_in_mig() -> None:
+    _, factors = CausalScene(seed=0).sample(500)
+    codes = factors[:, [1, 0, 2, 3, 4]] + 0.01 * torch.randn(500, 5)
+    as_values = mig(codes, factors)  # every value its own class: entropy log N, gap ~ small
+    binned = mig(codes, factors, factor_bins=20)
+    assert binned.entropy.max() <= math.log(20) + 1e-9
+    assert float(as_values.entropy[0]) == pytest.approx(math.log(500), abs=1e-9)  # the angle
+    assert binned.score > as_values.score
