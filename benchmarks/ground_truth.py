@@ -38,6 +38,7 @@ from _runs import (
 )
 
 MODELS = (("AE", "plain"), ("AE", "X"), ("AE", "XC-I"), ("AE", "XC-E"))
+LABELS = (("AE", "plain"), ("XAE", "X"), ("XCAE-I", "XC-I"), ("XCAE-E", "XC-E"))
 PRESET = {"gt-scene": "scene", "pendulum": "pendulum", "shapes": "shapes"}
 NAMES = {
     "gt-scene": "causal scene",
@@ -176,9 +177,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-samples", type=int, default=500)
     parser.add_argument("--eval-interventions", type=int, default=10)
     parser.add_argument(
+        "--models",
+        nargs="+",
+        default=[label for label, _ in LABELS],
+        choices=[label for label, _ in LABELS],
+    )
+    parser.add_argument(
+        "--recipe",
+        nargs="*",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="Recipe overrides for the ablations, e.g. prior=posterior (values parsed as JSON)",
+    )
+    parser.add_argument(
         "--results", default=str(Path(__file__).parent / "results" / "ground_truth")
     )
     args = parser.parse_args(argv)
+    recipe: dict[str, Any] = {}
+    for item in args.recipe:
+        key, _, value = item.partition("=")
+        try:
+            recipe[key] = json.loads(value)
+        except json.JSONDecodeError:
+            recipe[key] = value
+    variants = dict(LABELS)
+    chosen = [("AE", variants[m]) for m in args.models]
 
     specs = [
         RunSpec(
@@ -194,11 +217,12 @@ def main(argv: list[str] | None = None) -> None:
             eval_samples=args.eval_samples,
             eval_interventions=args.eval_interventions,
             conventions=("spec",),
-            config="gt",
+            config="gt" + "".join(f"-{k}={v}" for k, v in sorted(recipe.items())),
+            recipe=dict(recipe) if variant != "plain" else {},
         )
         for dataset in args.datasets
         for seed in args.seeds
-        for family, variant in MODELS
+        for family, variant in chosen
     ]
     results = Path(args.results)
     t0 = time.perf_counter()
@@ -233,7 +257,9 @@ def main(argv: list[str] | None = None) -> None:
         "",
         f"Command: `{command.strip()}`",
         "",
-        f"Library defaults (`Recipe()`), model family AE, the small preset per data set (n = number of "
+        f"Recipe: `Recipe({', '.join(f'{k}={v!r}' for k, v in recipe.items())})`"
+        + (" (the library defaults)" if not recipe else " (AE rows: defaults)")
+        + f", model family AE, the small preset per data set (n = number of "
         f"factors), {args.steps} steps × batch {args.batch_size}, Adam {args.lr}, τ annealed; "
         f"seeds {args.seeds}; CPU, two runs side by side, one thread each. Consistency scores "
         f"(`spec` convention) on the test set's means, {args.eval_samples} prior samples × "

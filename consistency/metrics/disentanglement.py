@@ -141,12 +141,12 @@ class IRS:
 
 
 def _group_quantile(values: Tensor, labels: Tensor, groups: int, q: float) -> Tensor:
-    """``(groups, n)``: per group and column, the ``q``-quantile of ``values`` ``(N, n)``
-    (linear interpolation, as ``np.percentile`` and ``torch.quantile``)."""
-    sorted_vals, order = values.sort(dim=0)
-    lab = labels[order]  # (N, n) labels in value order
-    lab_sorted, perm = lab.sort(dim=0, stable=True)  # grouped by label, values ascending inside
-    grouped = sorted_vals.gather(0, perm)
+    """``(groups, n)``: per group and column, the ``q``-quantile of ``values`` ``(N, n)`` (all
+    >= 0; linear interpolation, as ``np.percentile`` and ``torch.quantile``)."""
+    # one sort on (label, value): labels are spaced further apart than any two values
+    span = values.max() + 1.0
+    keys = labels[:, None].to(values.dtype) * span + values
+    grouped = values.gather(0, keys.argsort(dim=0))
     counts = torch.bincount(labels, minlength=groups)  # (G,)
     starts = torch.cumsum(counts, 0) - counts
     pos = q * (counts - 1).to(values.dtype)  # (G,)
@@ -155,7 +155,6 @@ def _group_quantile(values: Tensor, labels: Tensor, groups: int, q: float) -> Te
     lo_idx = (starts + low.long())[:, None].expand(-1, values.shape[1])
     hi_idx = (starts + torch.minimum(low.long() + 1, counts - 1))[:, None].expand_as(lo_idx)
     lo_v, hi_v = grouped.gather(0, lo_idx), grouped.gather(0, hi_idx)
-    del lab_sorted
     return lo_v + frac * (hi_v - lo_v)
 
 
