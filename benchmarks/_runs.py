@@ -165,6 +165,7 @@ def train_and_evaluate(spec: RunSpec, out_root: str | None = None) -> tuple[Any,
     torch.manual_seed(spec.seed)
     recipe_kw = dict(spec.recipe)
     faithful = bool(recipe_kw.pop("faithful", False))
+    warmup_steps = int(recipe_kw.pop("warmup_steps", 0))  # a TrainConfig field, kept with the recipe
     recipe = Recipe.faithful().replace(**recipe_kw) if faithful else Recipe(**recipe_kw)
     model = build_model(
         spec.family,
@@ -189,6 +190,7 @@ def train_and_evaluate(spec: RunSpec, out_root: str | None = None) -> tuple[Any,
         figures=False,
         eval_data=0,  # evaluation below
         grad_clip=spec.grad_clip,
+        warmup_steps=warmup_steps,
     )
     t0 = time.perf_counter()
     train(model, _Images(train_x), config, evaluate=False)

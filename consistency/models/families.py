@@ -227,6 +227,16 @@ class PaperModel(nn.Module):
             **kw,
         )
         has_x = variant != "plain"
+        width_u = u if has_x else 1
+        # the decoder is built before the XBlock, so that a model and its plain twin built after
+        # the same seed start from the same encoder and decoder (the XBlock, an identity at
+        # initialisation, draws its weights last): comparisons of twins are not confounded by
+        # different network inits
+        self.decoder: ConvDecoder = (
+            SAEDecoder(n, width_u, output_block=recipe.output_block, **kw)
+            if family == "SAE"
+            else ConvDecoder(n * width_u, output_block=recipe.output_block, **kw)
+        )
         self.latent: nn.Module = (
             XBlock(
                 n,
@@ -240,12 +250,6 @@ class PaperModel(nn.Module):
             )
             if has_x
             else nn.Identity()
-        )
-        width_u = u if has_x else 1
-        self.decoder: ConvDecoder = (
-            SAEDecoder(n, width_u, output_block=recipe.output_block, **kw)
-            if family == "SAE"
-            else ConvDecoder(n * width_u, output_block=recipe.output_block, **kw)
         )
         self.sampler = AggregatePosterior(n, capacity=sampler_capacity)
         self.consistency: InvarianceLoss | EquivarianceLoss | None = None
