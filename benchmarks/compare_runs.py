@@ -15,11 +15,10 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from consistency import ConsistencyMetric
 from consistency.data import SceneDataset, mnist
 from consistency.models import build_model
+from consistency.train import load_checkpoint
 
 
 def main() -> None:
@@ -39,7 +38,7 @@ def main() -> None:
     )
     rows = {}
     for run in args.runs:
-        ckpt = torch.load(Path(run) / "checkpoint.pt", map_location="cpu", weights_only=False)
+        ckpt = load_checkpoint(Path(run) / "checkpoint.pt", map_location="cpu")
         cfg = ckpt["config"]
         state = ckpt["model"]
         spec = (

@@ -6,6 +6,7 @@ interpretation of encoder outputs, and the exceptions (all deriving from
 """
 
 from . import functional
+from ._dist import rank_generator
 from ._version import __version__
 from .encoding import posterior_mean
 from .errors import (
@@ -61,5 +62,6 @@ __all__ = [
     "functional",
     "intervene",
     "posterior_mean",
+    "rank_generator",
     "response",
 ]

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .errors import InvalidValueError, MissingFileError
+from .errors import DataFileError, InvalidValueError, MissingFileError
 from .metric import ConsistencyMetric
 from .models.families import PaperModel
 from .report import ConsistencyReport, SelfConsistencyTable
@@ -33,6 +33,8 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "evaluate_model",
+    "load_checkpoint",
+    "load_model_state",
     "resolve_device",
     "set_seed",
     "tau_at",
@@ -165,10 +167,20 @@ def _batch_indices(step: int, n_data: int, batch: int, seed: int) -> Tensor:
 
 
 def _rng_state() -> dict[str, Any]:
+    """Every generator's state in types ``torch.load(weights_only=True)`` accepts (tensors, ints,
+    floats, strings, tuples)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": (int(version), tuple(int(v) for v in internal), gauss_next),
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -177,10 +189,102 @@ def _rng_state() -> dict[str, Any]:
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    np_state = state["numpy"]
+    np.random.set_state(
+        (
+            np_state["kind"],
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["cached_gaussian"],
+        )
+    )
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+CHECKPOINT_KEYS = (
+    "step",
+    "model",
+    "optimizer",
+    "scheduler",
+    "rng",
+    "config",
+    "model_spec",
+    "history",
+)
+
+
+def load_checkpoint(path: str | Path, map_location: Any = None) -> dict[str, Any]:
+    """Read a checkpoint :func:`train` wrote, safely (``torch.load(weights_only=True)``: no
+    arbitrary code runs), and check that it has every part a resume needs.
+
+    Raises:
+        MissingFileError: no file at ``path``.
+        DataFileError: the file is not a readable checkpoint (truncated, not a torch file, holds
+            objects ``weights_only`` refuses) or lacks a key; the message names the key(s).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise MissingFileError(f"no checkpoint at {p}")
+    try:
+        ckpt = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as err:  # pickle / zip / weights_only errors all mean "not a checkpoint"
+        raise DataFileError(
+            f"{p} is not a readable checkpoint (torch.load(weights_only=True) failed: "
+            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+        ) from err
+    if not isinstance(ckpt, dict):
+        raise DataFileError(f"{p} holds a {type(ckpt).__name__}, not a checkpoint dict")
+    missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
+    if missing:
+        raise DataFileError(
+            f"checkpoint {p} lacks the key(s) {missing}; expected {list(CHECKPOINT_KEYS)}"
+        )
+    return ckpt
+
+
+def load_model_state(
+    model: torch.nn.Module, state: dict[str, Any], *, source: str = "checkpoint"
+) -> None:
+    """``model.load_state_dict(state)`` after checking every key and shape, so that a checkpoint
+    of another model says which parameters differ instead of failing deep inside torch.
+
+    Raises:
+        DataFileError: missing or unexpected keys, or a tensor of another shape; the message
+            names the first few keys (and the shapes met).
+    """
+    if not isinstance(state, dict):
+        raise DataFileError(f"{source}: the model state must be a dict; got {type(state).__name__}")
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k}: {source} {tuple(v.shape)}, model {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and isinstance(v, Tensor) and tuple(v.shape) != tuple(own[k].shape)
+    ]
+    not_tensors = [k for k, v in state.items() if k in own and not isinstance(v, Tensor)]
+    problems = []
+    if missing:
+        problems.append(
+            f"missing key(s) {missing[:5]}"
+            + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        )
+    if unexpected:
+        problems.append(
+            f"unexpected key(s) {unexpected[:5]}"
+            + (f" and {len(unexpected) - 5} more" if len(unexpected) > 5 else "")
+        )
+    if shapes:
+        problems.append("shape mismatch " + "; ".join(shapes[:5]))
+    if not_tensors:
+        problems.append(f"non-tensor value(s) at {not_tensors[:5]}")
+    if problems:
+        raise DataFileError(f"{source} does not fit this model: " + "; ".join(problems))
+    model.load_state_dict(state)
 
 
 def _save(
@@ -277,8 +381,8 @@ def train(
     if resume:
         if not ckpt_path.exists():
             raise MissingFileError(f"--resume: no checkpoint at {ckpt_path}")
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(ckpt["model"])
+        ckpt = load_checkpoint(ckpt_path, map_location=device)
+        load_model_state(model, ckpt["model"], source=f"checkpoint {ckpt_path}")
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         _set_rng_state(ckpt["rng"])

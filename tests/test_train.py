@@ -55,7 +55,7 @@ def test_resume_is_bit_for_bit(mnist_root, tmp_path) -> None:  # type: ignore[no
         assert torch.equal(p, q), name
     report = json.loads((tmp_path / "b" / "report.json").read_text())
     assert report["extras"]["steps"] == 6 and report["extras"]["variant"] == "XC-I"
-    spec = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model_spec"]
+    spec = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["model_spec"]
     assert spec == {"family": "VAE", "preset": "S", "variant": "XC-I"}
 
 
