@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from . import _dist
 from .errors import DataFileError, InvalidValueError, MissingFileError
 from .metric import ConsistencyMetric
 from .models.families import PaperModel
@@ -361,6 +362,14 @@ def train(
     false, evaluates on ``test_set`` (or the training data) and writes ``report.json`` and
     figures; ``history.json`` holds, per step, the loss terms, the learning rate, the
     consistency weight and the XBlock's τ.
+
+    Under ``torch.distributed`` (an initialised process group, e.g. from ``torchrun``) the step
+    runs under ``DistributedDataParallel``: ``batch_size`` is per process, each rank takes its
+    own slice of one global permutation, the global RNG is reseeded every step from
+    ``(seed, step, rank)`` (so ranks draw different interventions, gates and prior samples, and
+    a resumed run continues bit for bit), the sampler gathers every rank's means, only rank 0
+    writes checkpoints, history and the report, and every rank evaluates its share of the test
+    set and returns the same (synchronised) scores.
     """
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -370,6 +379,10 @@ def train(
     if data.shape[0] == 0:
         raise InvalidValueError("the training data set is empty")
     model.to(device)
+    distributed = _dist.is_distributed()
+    rank = _dist.rank()
+    world = torch.distributed.get_world_size() if distributed else 1
+    step_module: torch.nn.Module | None = None
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=config.lr)
     per_epoch = max(1, data.shape[0] // config.batch_size)
@@ -390,6 +403,10 @@ def train(
     if config.compile:
         model.encoder.compile()
         model.decoder.compile()
+    if distributed:
+        step_module = torch.nn.parallel.DistributedDataParallel(
+            _LossStep(model), device_ids=[device.index] if device.type == "cuda" else None
+        )
     model.train()
     bar = None
     if config.progress:
@@ -409,9 +426,12 @@ def train(
     t0 = time.perf_counter()
     try:
         while step < config.steps:
-            x = data[_batch_indices(step, data.shape[0], config.batch_size, config.seed)].to(
-                device, non_blocking=True
-            )
+            idx = _batch_indices(step, data.shape[0], config.batch_size * world, config.seed)
+            if distributed:
+                per = max(1, idx.shape[0] // world)
+                idx = idx[rank * per : (rank + 1) * per]
+                torch.manual_seed(config.seed * 1_000_003 + step * 1_009 + rank)
+            x = data[idx].to(device, non_blocking=True)
             tau = tau_at(step, config.steps, config.tau_schedule, config.tau_start, config.tau_end)
             if model.xblock is not None and tau is not None:
                 model.xblock.tau = tau
@@ -421,7 +441,7 @@ def train(
                 )
             lr = float(opt.param_groups[0]["lr"])
             with amp:
-                terms = model.loss(x)
+                terms = step_module(x) if step_module is not None else model.loss(x)
             opt.zero_grad(set_to_none=True)
             terms.total.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(
@@ -446,14 +466,19 @@ def train(
                     cons=f"{record['consistency']:.3g}",
                     refresh=False,
                 )
-            if config.checkpoint_every and step % config.checkpoint_every == 0:
+            if config.checkpoint_every and step % config.checkpoint_every == 0 and rank == 0:
                 _save(ckpt_path, model, opt, sched, step, config, history)
-            if config.time_limit is not None and time.perf_counter() - t0 >= config.time_limit:
-                time_limited = step < config.steps
-                break
+            if config.time_limit is not None:
+                stop = torch.tensor(float(time.perf_counter() - t0 >= config.time_limit))
+                if distributed:  # every rank stops at the same step, or the next one hangs
+                    torch.distributed.all_reduce(stop, op=torch.distributed.ReduceOp.MAX)
+                if bool(stop):
+                    time_limited = step < config.steps
+                    break
     except KeyboardInterrupt:
         interrupted = True
-        _save(ckpt_path, model, opt, sched, step, config, history)
+        if rank == 0:
+            _save(ckpt_path, model, opt, sched, step, config, history)
         warnings.warn(
             f"interrupted at step {step}: checkpoint saved to {ckpt_path}; continue with "
             "resume=True",
@@ -463,6 +488,9 @@ def train(
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - t0
+    if distributed:  # each rank's last step moved its own BatchNorm statistics: keep rank 0's
+        for buffer in model.buffers():
+            torch.distributed.broadcast(buffer, src=0)
     result = TrainResult(
         steps=step,
         out=out,
@@ -479,15 +507,27 @@ def train(
             f"checkpoint saved to {ckpt_path}; continue with resume=True",
             stacklevel=2,
         )
-    _save(ckpt_path, model, opt, sched, step, config, history)
-    (out / "history.json").write_text(
-        json.dumps({"seconds": seconds, "steps_done": step - start, "history": history})
-    )
+    if rank == 0:
+        _save(ckpt_path, model, opt, sched, step, config, history)
+        (out / "history.json").write_text(
+            json.dumps({"seconds": seconds, "steps_done": step - start, "history": history})
+        )
     if evaluate:
         t_eval = time.perf_counter()
         evaluate_model(model, test_set if test_set is not None else dataset, config, result)
         result.eval_seconds = time.perf_counter() - t_eval
     return result
+
+
+class _LossStep(torch.nn.Module):
+    """``model.loss`` as a module's forward: what ``DistributedDataParallel`` wraps."""
+
+    def __init__(self, model: PaperModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Any:
+        return self.model.loss(x)
 
 
 @torch.no_grad()
@@ -501,6 +541,9 @@ def evaluate_model(
     result = result or TrainResult(steps=0, out=out)
     device = next(model.parameters()).device
     data = _images(dataset)[: config.eval_data]
+    rank = _dist.rank()
+    if _dist.is_distributed():  # each rank its share; the metric gathers them all
+        data = data[rank :: torch.distributed.get_world_size()]
     metric = ConsistencyMetric(
         model.noise,
         model.generate,
@@ -529,6 +572,8 @@ def evaluate_model(
             "steps": result.steps,
         }
     )
+    if rank != 0:
+        return result
     result.report.save(out)
     if config.figures:
         try:
