@@ -1,0 +1,32 @@
+"""The framework examples run with no special code in the library (Lightning's smoke mode)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_lightning_example_fast_dev_run() -> None:
+    pytest.importorskip(
+        "lightning", reason="lightning is not installed (pip install -e '.[lightning]')"
+    )
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import lightning_xcae
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    scores = lightning_xcae.main(
+        ["--fast-dev-run", "2", "--train-size", "256", "--val-size", "64", "--batch-size", "32",
+         "--eval-samples", "16"]
+    )  # fmt: skip
+    assert set(scores) == {
+        "val/scn_posterior", "val/scn_hybrid", "val/scn_uniform", "val/mean_invariance",
+        "val/reconstruction",
+    }  # fmt: skip
+    assert all(math.isfinite(v) for v in scores.values())
+    assert scores["val/reconstruction"] > 0 and scores["val/mean_invariance"] <= 1.0
