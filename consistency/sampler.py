@@ -100,11 +100,12 @@ class AggregatePosterior(nn.Module):
             return
         if rows.shape[0] > self.capacity:
             rows = rows[-self.capacity :]
-        start = int(self._next)
+        # tensor arithmetic only (no .item()): torch.compile traces an update without a break
+        start = self._next.to(rows.device)
         index = (torch.arange(rows.shape[0], device=rows.device) + start) % self.capacity
-        self.bank_buffer[index] = rows
-        self._next.fill_((start + rows.shape[0]) % self.capacity)
-        self._count.fill_(min(self.capacity, len(self) + rows.shape[0]))
+        self.bank_buffer.index_copy_(0, index.to(self.bank_buffer.device), rows)
+        self._next.copy_((self._next + rows.shape[0]) % self.capacity)
+        self._count.copy_((self._count + rows.shape[0]).clamp(max=self.capacity))
 
     def reset(self) -> None:
         """Empty the bank (its storage is kept)."""
