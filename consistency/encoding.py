@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from torch import Tensor
@@ -12,6 +13,17 @@ from .errors import EncoderOutputError
 __all__ = ["posterior_mean"]
 
 
+_MEAN_KEYS = ("mean", "loc", "mu", "z_mean", "embedding")
+
+
+def _attribute(obj: Any, name: str) -> Any:
+    """``getattr(obj, name, None)``, also when a custom ``__getattr__`` raises something else."""
+    try:
+        return getattr(obj, name, None)
+    except Exception:
+        return None
+
+
 def posterior_mean(output: Any) -> Tensor:
     """The posterior mean carried by an encoder's output.
 
@@ -20,6 +32,10 @@ def posterior_mean(output: Any) -> Tensor:
     * a tensor ``(B, n)``: a deterministic encoder, returned as is;
     * a ``torch.distributions.Distribution``: its ``.mean``;
     * any object whose ``.mean`` or ``.loc`` attribute is a tensor (checked in that order);
+    * a mapping (a dict, or the ``ModelOutput`` of pythae / Hugging Face) or an object with one
+      of the keys / attributes ``mean``, ``loc``, ``mu``, ``z_mean``, ``embedding`` (pythae's
+      encoders) holding a tensor, checked in that order; a ``latent_dist`` entry (diffusers'
+      ``AutoencoderKL``) is read as above;
     * a tuple or list whose first element is a tensor, e.g. ``(mean, logvar)``.
 
     Args:
@@ -43,10 +59,14 @@ def posterior_mean(output: Any) -> Tensor:
         return output
     if isinstance(output, Distribution):
         return output.mean
-    for attr in ("mean", "loc"):
-        value = getattr(output, attr, None)
+    mapping = isinstance(output, Mapping)
+    for key in _MEAN_KEYS:
+        value = output.get(key) if mapping else _attribute(output, key)
         if isinstance(value, Tensor):
             return value
+    dist = output.get("latent_dist") if mapping else _attribute(output, "latent_dist")
+    if dist is not None and dist is not output:
+        return posterior_mean(dist)
     if isinstance(output, (tuple, list)) and len(output) > 0 and isinstance(output[0], Tensor):
         return output[0]
     if isinstance(output, (tuple, list)):
@@ -56,6 +76,7 @@ def posterior_mean(output: Any) -> Tensor:
         got = f"an object of type {type(output).__module__}.{type(output).__qualname__}"
     raise EncoderOutputError(
         "cannot interpret the encoder's output as a posterior mean: expected a Tensor (B, n), "
-        "a (mean, ...) tuple, a torch Distribution, or an object with a tensor .mean/.loc; "
-        f"got {got}"
+        "a (mean, ...) tuple, a torch Distribution, or a mapping / object with a tensor "
+        f".mean, .loc, .mu, .z_mean or .embedding; got {got}"
+        + (f" with keys {list(output.keys())[:6]}" if isinstance(output, Mapping) else "")
     )

@@ -30,3 +30,18 @@ def test_lightning_example_fast_dev_run() -> None:
     }  # fmt: skip
     assert all(math.isfinite(v) for v in scores.values())
     assert scores["val/reconstruction"] > 0 and scores["val/mean_invariance"] <= 1.0
+
+
+def test_third_party_pythae_example(mnist_root) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("pythae", reason="pythae is not installed (pip install pythae)")
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import third_party
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    scores = third_party.main(
+        ["--steps", "2", "--batch-size", "8", "--eval-images", "32", "--eval-samples", "8",
+         "--data-root", str(mnist_root)]
+    )  # fmt: skip
+    assert {"scn_posterior", "scn_hybrid", "scn_uniform", "mean_invariance"} <= set(scores)
+    assert all(math.isfinite(v) for v in scores.values())
