@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         opt.step()
         if step % 100 == 0 or step == args.steps - 1:
             print(
-                f"step {step:5d}  reconstruction {float(reconstruction):8.2f}  KL {float(kl):6.2f}  "
-                f"consistency {float(consistency):6.3f}"
+                f"step {step:5d}  reconstruction {float(reconstruction.detach()):8.2f}  KL {float(kl.detach()):6.2f}  "
+                f"consistency {float(consistency.detach()):6.3f}"
             )
 
     vae.eval()
