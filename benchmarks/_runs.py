@@ -165,7 +165,8 @@ def train_and_evaluate(spec: RunSpec, out_root: str | None = None) -> tuple[Any,
     torch.manual_seed(spec.seed)
     recipe_kw = dict(spec.recipe)
     faithful = bool(recipe_kw.pop("faithful", False))
-    warmup_steps = int(recipe_kw.pop("warmup_steps", 0))  # a TrainConfig field, kept with the recipe
+    # a TrainConfig field, carried in the recipe dict so the RunSpec keys stay as they were
+    warmup_steps = int(recipe_kw.pop("warmup_steps", 0))
     recipe = Recipe.faithful().replace(**recipe_kw) if faithful else Recipe(**recipe_kw)
     model = build_model(
         spec.family,
