@@ -119,19 +119,6 @@ class Pendulum(StructuralData):
         factors = self.factors_from_noise(noise)
         return self.render(factors), torch.from_numpy(factors).float()
 
-    def render(self, factors: np.ndarray | Tensor, chunk: int = 4096) -> Tensor:
-        """Images ``(k, 1, size, size)`` in [0, 1] (float32) of factors ``(k, 4)``."""
-        f = np.asarray(
-            factors.detach().cpu().numpy() if isinstance(factors, Tensor) else factors,
-            dtype=np.float64,
-        )
-        if f.ndim != 2 or f.shape[1] != 4:
-            raise InvalidValueError(f"factors must have shape (k, 4); got {f.shape}")
-        out = np.empty((f.shape[0], 1, self.size, self.size), dtype=np.float32)
-        for s in range(0, f.shape[0], chunk):
-            out[s : s + chunk, 0] = self._render(f[s : s + chunk])
-        return torch.from_numpy(out)
-
     def _render(self, f: np.ndarray) -> np.ndarray:
         n = self.size
         aa = 1.0 / n

@@ -108,21 +108,11 @@ class Shapes(StructuralData):
         factors = self.factors_from_noise(idx.astype(float))
         return self.render(factors), torch.from_numpy(factors).float()
 
-    def render(self, factors: np.ndarray | Tensor, chunk: int = 1024) -> Tensor:
-        """Images ``(k, 1, size, size)`` in [0, 1] (float32) of factor values ``(k, 5)``."""
-        f = np.asarray(
-            factors.detach().cpu().numpy() if isinstance(factors, Tensor) else factors,
-            dtype=np.float64,
-        )
-        if f.ndim != 2 or f.shape[1] != 5:
-            raise InvalidValueError(f"factors must have shape (k, 5); got {f.shape}")
-        shapes = np.rint(f[:, 0])
-        if not np.isin(shapes, (0, 1, 2)).all():
+    render_chunk = 1024
+
+    def _check_factors(self, f: np.ndarray) -> None:
+        if not np.isin(np.rint(f[:, 0]), (0, 1, 2)).all():
             raise InvalidValueError("the shape factor takes the values 0, 1 or 2")
-        out = np.empty((f.shape[0], 1, self.size, self.size), dtype=np.float32)
-        for s in range(0, f.shape[0], chunk):
-            out[s : s + chunk, 0] = self._render(f[s : s + chunk])
-        return torch.from_numpy(out)
 
     def _render(self, f: np.ndarray) -> np.ndarray:
         n, m = self.size, self.size * _SUPER

@@ -64,6 +64,7 @@ class StructuralData:
     names: tuple[str, ...] = ()
     edges: tuple[tuple[int, int], ...] = ()
     rng: np.random.Generator
+    size: int
 
     @property
     def graph(self) -> Tensor:
@@ -108,7 +109,35 @@ class StructuralData:
     ) -> np.ndarray:
         raise NotImplementedError
 
-    def render(self, factors: np.ndarray | Tensor, chunk: int = 4096) -> Tensor:
+    render_chunk: int = 4096
+
+    def render(self, factors: np.ndarray | Tensor, chunk: int | None = None) -> Tensor:
+        """Images ``(k, 1, size, size)`` in [0, 1] (float32) of factor values ``(k, F)``,
+        rendered ``chunk`` rows at a time (default ``render_chunk``) by the subclass's ``_render``.
+
+        Raises:
+            InvalidValueError: ``factors`` is not ``(k, F)`` or holds values the source cannot draw.
+        """
+        f = np.asarray(
+            factors.detach().cpu().numpy() if isinstance(factors, Tensor) else factors,
+            dtype=np.float64,
+        )
+        if f.ndim != 2 or f.shape[1] != len(self.names):
+            raise InvalidValueError(
+                f"factors must have shape (k, {len(self.names)}); got {f.shape}"
+            )
+        self._check_factors(f)
+        step = chunk or self.render_chunk
+        out = np.empty((f.shape[0], 1, self.size, self.size), dtype=np.float32)
+        for s in range(0, f.shape[0], step):
+            out[s : s + step, 0] = self._render(f[s : s + step])
+        return torch.from_numpy(out)
+
+    def _check_factors(self, f: np.ndarray) -> None:
+        """Raise :class:`InvalidValueError` for factor values this source cannot render."""
+
+    def _render(self, f: np.ndarray) -> np.ndarray:
+        """``(k, size, size)`` float32 images of factor values ``(k, F)``."""
         raise NotImplementedError
 
     def sample(
@@ -215,17 +244,6 @@ class CausalScene(StructuralData):
         return f
 
     # ------------------------------------------------------------ rendering
-    def render(self, factors: np.ndarray | Tensor, chunk: int = 4096) -> Tensor:
-        """Images ``(k, 1, size, size)`` in [0, 1] (float32) of the given factors ``(k, F)``."""
-        f = np.asarray(
-            factors.detach().cpu().numpy() if isinstance(factors, Tensor) else factors,
-            dtype=np.float64,
-        )
-        out = np.empty((f.shape[0], 1, self.size, self.size), dtype=np.float32)
-        for s in range(0, f.shape[0], chunk):
-            out[s : s + chunk, 0] = self._render(f[s : s + chunk])
-        return torch.from_numpy(out)
-
     def _render(self, f: np.ndarray) -> np.ndarray:
         n = self.size
         aa = 1.0 / n  # one pixel of anti-aliasing

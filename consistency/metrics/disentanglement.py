@@ -734,9 +734,7 @@ def conditioned_response_matrix(
     dev = torch.device(device) if device is not None else None
 
     def respond(images: Tensor) -> Tensor:
-        x = images.to(dev) if dev is not None else images
-        chunks = x.split(max_batch) if max_batch else (x,)
-        z = torch.cat([posterior_mean(encoder(c)) for c in chunks])
+        z = encode_all(encoder, images, batch_size=max_batch or images.shape[0], device=dev)
         return response(encoder, generate, z, max_batch=max_batch).double()
 
     noise = data.sample_noise(n_samples)
