@@ -37,7 +37,6 @@ from _runs import (
     train_and_evaluate,
 )
 
-MODELS = (("AE", "plain"), ("AE", "X"), ("AE", "XC-I"), ("AE", "XC-E"))
 LABELS = (("AE", "plain"), ("XAE", "X"), ("XCAE-I", "XC-I"), ("XCAE-E", "XC-E"))
 PRESET = {"gt-scene": "scene", "pendulum": "pendulum", "shapes": "shapes"}
 NAMES = {
@@ -62,7 +61,6 @@ COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("data inv.", "gt.data_invariance", True),
     ("SHD", "gt.shd", False),
 )
-THEIRS = ("IRS", "MIG", "DCI D", "DCI C", "DCI I", "data inv.", "SHD")
 
 
 def ground_truth_run(spec: RunSpec, out_root: str | None) -> dict[str, Any]:
@@ -70,10 +68,9 @@ def ground_truth_run(spec: RunSpec, out_root: str | None) -> dict[str, Any]:
     from consistency.metrics import (
         compare_graphs,
         data_invariance,
-        dci,
-        irs,
+        encode_all,
+        ground_truth_scores,
         match_latents,
-        mig,
         random_dag_shd,
     )
 
@@ -81,20 +78,17 @@ def ground_truth_run(spec: RunSpec, out_root: str | None) -> dict[str, Any]:
     source, _, test_x, test_f = ground_truth_data(spec.dataset)
     model.eval()
     t0 = time.perf_counter()
-    with torch.no_grad():
-        codes = torch.cat([model.noise(chunk) for chunk in test_x.split(512)])
+    codes = encode_all(model.noise, test_x)
     matching = match_latents(codes, test_f)
+    scores = ground_truth_scores(codes, test_f, factor_bins=FACTOR_BINS[spec.dataset])
     gt: dict[str, Any] = {
-        "irs": irs(codes, test_f).score,
-        "mig": mig(codes, test_f, factor_bins=FACTOR_BINS[spec.dataset]).score,
+        "irs": scores.irs.score,
+        "mig": scores.mig.score,
         "matched_corr": matching.mean_correlation,
+        "dci_disentanglement": scores.dci.disentanglement,
+        "dci_completeness": scores.dci.completeness,
+        "dci_informativeness": scores.dci.informativeness,
     }
-    d = dci(codes, test_f)
-    gt.update(
-        dci_disentanglement=d.disentanglement,
-        dci_completeness=d.completeness,
-        dci_informativeness=d.informativeness,
-    )
     inv = data_invariance(model.noise, source, matching, n_samples=512)
     gt["data_invariance"] = inv.mean_non_descendant
     if model.xblock is not None:
@@ -115,10 +109,6 @@ def ground_truth_run(spec: RunSpec, out_root: str | None) -> dict[str, Any]:
     return row
 
 
-def _value(row: dict[str, Any], path: str) -> float | None:
-    return get(row, path)
-
-
 def table(rows: list[dict[str, Any]], dataset: str) -> list[str]:
     models = [m for m in ("AE", "XAE", "XCAE-I", "XCAE-E") if any(r["model"] == m for r in rows)]
     out = [
@@ -132,7 +122,7 @@ def table(rows: list[dict[str, Any]], dataset: str) -> list[str]:
         cells = []
         for label, path, _ in COLUMNS:
             digits = 2 if label in ("recon", "SHD") else 3
-            cells.append(fmt_mean_std((_value(r, path) for r in mine), digits))
+            cells.append(fmt_mean_std((get(r, path) for r in mine), digits))
         out.append(f"| {m} ({len(mine)}) | " + " | ".join(cells) + " |")
     out.append("")
     # seed by seed: XC vs AE
@@ -149,7 +139,7 @@ def table(rows: list[dict[str, Any]], dataset: str) -> list[str]:
                 continue
             wins = 0
             for s in seeds:
-                a, b = _value(mine[s], path), _value(base[s], path)
+                a, b = get(mine[s], path), get(base[s], path)
                 if a is not None and b is not None and ((a > b) if higher else (a < b)):
                     wins += 1
             parts.append(f"{label} {wins}/{len(seeds)}")

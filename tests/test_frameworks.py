@@ -11,16 +11,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _example(name: str):  # type: ignore[no-untyped-def]
+    """Import ``examples/<name>.py`` as a module (examples import their siblings by name)."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+
+
 def test_lightning_example_fast_dev_run() -> None:
     pytest.importorskip(
         "lightning", reason="lightning is not installed (pip install -e '.[lightning]')"
     )
-    sys.path.insert(0, str(ROOT / "examples"))
-    try:
-        import lightning_xcae
-    finally:
-        sys.path.remove(str(ROOT / "examples"))
-    scores = lightning_xcae.main(
+    scores = _example("lightning_xcae").main(
         ["--fast-dev-run", "2", "--train-size", "256", "--val-size", "64", "--batch-size", "32",
          "--eval-samples", "16"]
     )  # fmt: skip
@@ -34,12 +38,7 @@ def test_lightning_example_fast_dev_run() -> None:
 
 def test_third_party_pythae_example(mnist_root) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("pythae", reason="pythae is not installed (pip install pythae)")
-    sys.path.insert(0, str(ROOT / "examples"))
-    try:
-        import third_party
-    finally:
-        sys.path.remove(str(ROOT / "examples"))
-    scores = third_party.main(
+    scores = _example("third_party").main(
         ["--steps", "2", "--batch-size", "8", "--eval-images", "32", "--eval-samples", "8",
          "--data-root", str(mnist_root)]
     )  # fmt: skip
