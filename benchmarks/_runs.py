@@ -167,7 +167,7 @@ def train_and_evaluate(spec: RunSpec, out_root: str | None = None) -> tuple[Any,
     faithful = bool(recipe_kw.pop("faithful", False))
     # a TrainConfig field, carried in the recipe dict so the RunSpec keys stay as they were
     warmup_steps = int(recipe_kw.pop("warmup_steps", 0))
-    recipe = Recipe.faithful().replace(**recipe_kw) if faithful else Recipe(**recipe_kw)
+    recipe = (Recipe.faithful() if faithful else Recipe()).replace(**recipe_kw)
     model = build_model(
         spec.family,
         spec.preset,
@@ -203,9 +203,9 @@ def train_and_evaluate(spec: RunSpec, out_root: str | None = None) -> tuple[Any,
     errors = []
     with torch.no_grad():
         for chunk in test.split(500):
-            means = model.noise(chunk)
+            means = model.means(chunk)
             bank.update(means)
-            errors.append((model.decode(means) - chunk).square().flatten(1).sum(1))
+            errors.append((model.generate(means) - chunk).square().flatten(1).sum(1))
     row: dict[str, Any] = {
         "model": spec.model,
         "config": spec.config,

@@ -48,8 +48,8 @@ LANDED: dict[str, Any] = {
         "xblock_init": "pytorch",
         "stop_reference": False,
         "normalise": None,
-        "values_from": "sampler",
-        "norm_statistics": "update",
+        "intervention_values": "sampler",
+        "batchnorm": "update",
     },
     "tau": "authors",
 }
@@ -80,29 +80,29 @@ CHANGES: dict[str, tuple[dict[str, Any], dict[str, Any], bool]] = {
         False,
     ),
     "τ annealed over the run (1→0.2)": ({"tau": "anneal"}, {"tau": "authors"}, False),
-    "loss normalised by prior variances": ({"normalise": "prior"}, {"normalise": None}, False),
+    "loss normalised by prior variances": ({"normalise": "noise"}, {"normalise": None}, False),
     "R(N) a fixed target (stop-gradient)": (
         {"stop_reference": True},
         {"stop_reference": False},
         False,
     ),
     "intervention values from the batch": (
-        {"values_from": "batch"},
-        {"values_from": "sampler"},
+        {"intervention_values": "batch"},
+        {"intervention_values": "sampler"},
         False,
     ),
     "consistency passes use BatchNorm's running statistics (eval mode)": (
-        {"norm_statistics": "running"},
-        {"norm_statistics": "update"},
+        {"batchnorm": "running"},
+        {"batchnorm": "update"},
         False,
     ),
     "hybrid prior samples (made from the batch)": (
-        {"prior": "hybrid"},
-        {"prior": "posterior"},
+        {"sampling": "hybrid"},
+        {"sampling": "posterior"},
         False,
     ),
     "the prior's own coordinates as the invariance reference": (
-        {"reference": "prior"},
+        {"reference": "noise"},
         {"reference": "response"},
         False,
     ),
@@ -124,7 +124,7 @@ CORE = (
 # alternatives that were tried and rejected, each measured against the working recipe
 ALTERNATIVES: dict[str, dict[str, Any]] = {
     "working, BatchNorm batch statistics (running ones untouched) in consistency passes": {
-        "norm_statistics": "batch"
+        "batchnorm": "batch"
     },
     "working, loss normalised by the response's variance": {"normalise": "response"},
 }

@@ -24,7 +24,7 @@ from consistency.train import TrainConfig, train
 RECIPES = {
     "working": Recipe(),
     "posterior": Recipe(prior="posterior"),
-    "allrows": Recipe(consistency_samples=None),
+    "allrows": Recipe(n_samples=None),
 }
 
 

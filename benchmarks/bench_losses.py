@@ -62,7 +62,7 @@ def make_steps(device: torch.device) -> dict[str, Callable[[], None]]:
             opt.zero_grad()
             z = model.encoder(x)
             sampler.update(z)
-            x_hat = model.decode(z)
+            x_hat = model.generate(z)
             loss = F.mse_loss(x_hat, x, reduction="sum") / BATCH
             if extra is not None:
                 loss = loss + 4.0 * extra(z, x_hat)
@@ -75,13 +75,15 @@ def make_steps(device: torch.device) -> dict[str, Callable[[], None]]:
     steps["a_plain"] = step_with(m, o, s, None)
 
     m, o, s = build(False)
-    inv = InvarianceLoss(m.encoder, m.decode, s, dims="random")
+    inv = InvarianceLoss.faithful(m, s, dims="random", intervention_values="batch")
     steps["b_invariance"] = step_with(
         m, o, s, lambda z, x_hat, inv=inv, m=m: inv(z, responses=m.encoder(x_hat))
     )
 
     m, o, s = build(False)
-    inv2 = InvarianceLoss(m.encoder, m.decode, s, dims="random", stop_reference=True, n_samples=64)
+    inv2 = InvarianceLoss.faithful(
+        m, s, dims="random", intervention_values="batch", stop_reference=True, n_samples=64
+    )
 
     def cheap(
         z: torch.Tensor, x_hat: torch.Tensor, inv: InvarianceLoss = inv2, m: PaperModel = m
@@ -93,7 +95,7 @@ def make_steps(device: torch.device) -> dict[str, Callable[[], None]]:
     steps["b2_invariance_stopref_64"] = step_with(m, o, s, cheap)
 
     m, o, s = build(True)
-    eqv = EquivarianceLoss(m.encoder, m.decode, s, xblock=m.latent)  # type: ignore[arg-type]
+    eqv = EquivarianceLoss.faithful(m, s, intervention_values="batch", stop_reference=False)
     steps["c_equivariance"] = step_with(m, o, s, lambda z, x_hat, eqv=eqv: eqv(z))
 
     m, o, s = build(False)
@@ -105,8 +107,8 @@ def make_steps(device: torch.device) -> dict[str, Callable[[], None]]:
         for dim in range(N):  # Algorithm 1: for m, for I_m: sample N, intervene, compare responses
             prior = s.sample(BATCH, "posterior")
             values = s.intervention_values(torch.full((BATCH,), dim))
-            r_ref = response(m.encoder, m.decode, prior)
-            r_int = response(m.encoder, m.decode, intervene(prior, dim, values))
+            r_ref = response(m.encoder, m.generate, prior)
+            r_int = response(m.encoder, m.generate, intervene(prior, dim, values))
             mask = torch.ones(N, device=z.device)
             mask[dim] = 0
             total = total + ((r_int - r_ref).square() * mask).sum(1).mean() / N

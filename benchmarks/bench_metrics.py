@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     model = build_model("AE", "shapes", "plain").eval()
     bank = torch.randn(1000, model.n)
     cases["latent response (conv AE, 1,000 samples, n = 5)"] = (
-        lambda: latent_response_matrix(model.noise, model.generate, bank),
+        lambda: latent_response_matrix(model.means, model.generate, bank),
         None,
     )
 

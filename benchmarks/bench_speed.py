@@ -51,7 +51,11 @@ def _model(
     preset: str, variant: str, device: torch.device, compile_: bool, **recipe: Any
 ) -> PaperModel:
     torch.manual_seed(0)
-    model = PaperModel("AE", PRESETS[preset], variant, recipe=Recipe(**recipe)).to(device).train()  # type: ignore[arg-type]
+    model = (
+        PaperModel("AE", PRESETS[preset], variant, recipe=Recipe().replace(**recipe))
+        .to(device)
+        .train()
+    )  # type: ignore[arg-type]
     if compile_:
         model.encoder = torch.compile(model.encoder)  # type: ignore[assignment]
         model.decoder = torch.compile(model.decoder)  # type: ignore[assignment]
@@ -61,7 +65,7 @@ def _model(
 def _train_step(model: PaperModel, x: torch.Tensor, amp: bool) -> Callable[[], None]:
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     with torch.no_grad():
-        model.sampler.update(model.noise(x))
+        model.sampler.update(model.means(x))
     autocast = (lambda: torch.autocast(x.device.type, dtype=torch.bfloat16)) if amp else nullcontext
 
     def step() -> None:
@@ -83,13 +87,13 @@ def _literal_algorithm1(model: PaperModel, x: torch.Tensor) -> Callable[[], None
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        z = model.noise(x)
+        z = model.means(x)
         total = model.loss(x).total
         prior = z.detach()
         for dim in range(n):
             values = prior[torch.randint(0, prior.shape[0], (prior.shape[0],)), dim]
-            r_ref = response(model.noise, model.generate, prior)
-            r_int = response(model.noise, model.generate, intervene(prior, dim, values))
+            r_ref = response(model.means, model.generate, prior)
+            r_int = response(model.means, model.generate, intervene(prior, dim, values))
             keep = torch.ones(n, device=x.device)
             keep[dim] = 0
             total = total + 4.0 * ((r_int - r_ref).square() * keep).sum(1).mean() / n
@@ -113,12 +117,12 @@ def training_steps(preset: str, args: argparse.Namespace, device: torch.device) 
         "plain": _train_step(_model(preset, "plain", device, c), x, args.amp),
         "XC-I default": _train_step(_model(preset, "XC-I", device, c), x, args.amp),
         "XC-I all rows": _train_step(
-            _model(preset, "XC-I", device, c, consistency_samples=None), x, args.amp
+            _model(preset, "XC-I", device, c, n_samples=None), x, args.amp
         ),
     }
     for k in args.rows:
         steps[f"XC-I {k} rows"] = _train_step(
-            _model(preset, "XC-I", device, c, consistency_samples=k), x, args.amp
+            _model(preset, "XC-I", device, c, n_samples=k), x, args.amp
         )
     steps["X"] = _train_step(_model(preset, "X", device, c), x, args.amp)
     steps["XC-E default"] = _train_step(_model(preset, "XC-E", device, c), x, args.amp)
@@ -175,7 +179,7 @@ def _evaluator(
     return model.evaluator(
         n_samples=t,
         n_interventions=k,
-        batch_size=batch_size,
+        max_batch=batch_size,
         progress=False,
         generator=torch.Generator(device).manual_seed(0),
     )

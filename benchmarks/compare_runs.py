@@ -49,12 +49,9 @@ def main() -> None:
         row = {"steps": float(ckpt["step"])}
         for convention in ("spec", "authors"):
             metric = ConsistencyMetric(
-                model.noise,
-                model.generate,
+                model,
                 n=model.n,
                 capacity=len(test),
-                xblock=model.xblock,
-                model=model,
                 n_samples=args.samples,
                 n_interventions=10,
                 convention=convention,

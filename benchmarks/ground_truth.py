@@ -78,7 +78,7 @@ def ground_truth_run(spec: RunSpec, out_root: str | None) -> dict[str, Any]:
     source, _, test_x, test_f = ground_truth_data(spec.dataset)
     model.eval()
     t0 = time.perf_counter()
-    codes = encode_all(model.noise, test_x)
+    codes = encode_all(model.means, test_x)
     matching = match_latents(codes, test_f)
     scores = ground_truth_scores(codes, test_f, factor_bins=FACTOR_BINS[spec.dataset])
     gt: dict[str, Any] = {
@@ -89,7 +89,7 @@ def ground_truth_run(spec: RunSpec, out_root: str | None) -> dict[str, Any]:
         "dci_completeness": scores.dci.completeness,
         "dci_informativeness": scores.dci.informativeness,
     }
-    inv = data_invariance(model.noise, source, matching, n_samples=512)
+    inv = data_invariance(model.means, source, matching, n_samples=512)
     gt["data_invariance"] = inv.mean_non_descendant
     if model.xblock is not None:
         comparison = compare_graphs(model.xblock.adjacency(), source.graph, matching)

@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     recipes: list[tuple[str, dict[str, Any]]] = [("default", {})]
     if args.consistency_samples is not None:
         recipes = [
-            (f"rows-{k}", {"consistency_samples": None if k == "all" else int(k)})
+            (f"rows-{k}", {"n_samples": None if k == "all" else int(k)})
             for k in args.consistency_samples
         ]
 

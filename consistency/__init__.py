@@ -1,13 +1,15 @@
 """Interventional consistency for any autoencoder.
 
-A flat public API: the aggregate-posterior sampler, the one intervention, the XBlock, the
-interpretation of encoder outputs, and the exceptions (all deriving from
-:class:`ConsistencyError`).
+A flat public API: the model handle (:class:`ResponseModel`), the aggregate-posterior
+sampler, the one intervention, the XBlock, the consistency losses and scores, the recipe their
+defaults come from (:data:`RECIPE`; the paper's choices: :data:`FAITHFUL`), and the exceptions
+(all deriving from :class:`ConsistencyError`).
 """
 
 from . import functional
 from ._dist import rank_generator
 from ._version import __version__
+from .consistency_metric import ConsistencyMetric, MetricResult
 from .encoding import posterior_mean
 from .errors import (
     ConsistencyError,
@@ -21,22 +23,24 @@ from .errors import (
     ShapeError,
 )
 from .evaluator import ConsistencyEvaluator
-from .handle import ResponseModel
-from .intervention import intervene
+from .intervention import Interventions, draw_interventions, intervene
 from .losses import EquivarianceLoss, InvarianceLoss
-from .metric import ConsistencyMetric, MetricResult
-from .modes import evaluation_mode, frozen_batchnorm
+from .module_state import evaluation_mode, frozen_batchnorm
+from .recipe import FAITHFUL, RECIPE, ConsistencyRecipe
 from .report import ConsistencyReport, SelfConsistencyTable
-from .response import Interventions, draw_interventions, response
+from .response import ResponseModel, response
 from .sampler import SAMPLING_MODES, AggregatePosterior, SamplingMode
 from .xblock import GateMovement, XBlock
 
 __all__ = [
+    "FAITHFUL",
+    "RECIPE",
     "SAMPLING_MODES",
     "AggregatePosterior",
     "ConsistencyError",
     "ConsistencyEvaluator",
     "ConsistencyMetric",
+    "ConsistencyRecipe",
     "ConsistencyReport",
     "DataFileError",
     "EmptySamplerError",

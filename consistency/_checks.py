@@ -7,9 +7,6 @@ are static and always run.
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
-
 import torch
 from torch import Tensor
 
@@ -83,55 +80,3 @@ def user_stacklevel() -> int:
         frame = frame.f_back  # type: ignore[assignment]
         level += 1
     return level
-
-
-def resolve_generate(generate: object, decoder: object, owner: str) -> Any:
-    """The generative map given as ``generate`` (or as the deprecated ``decoder=`` keyword)."""
-    if decoder is not None:
-        if generate is not None:
-            raise InvalidTypeError(
-                f"{owner}: pass the generative map once, as generate=...; got both generate= and "
-                "the deprecated decoder="
-            )
-        warnings.warn(
-            f"{owner}(decoder=...) is deprecated; pass generate=... (the whole generative map "
-            "noise -> images, XBlock included)",
-            DeprecationWarning,
-            stacklevel=user_stacklevel(),
-        )
-        generate = decoder
-    if generate is None or not callable(generate):
-        raise InvalidTypeError(
-            f"{owner}: generate must be a callable noise (B, n) -> images; "
-            f"got {type(generate).__name__}"
-        )
-    return generate
-
-
-def warn_if_xblock_skipped(generate: Any, xblock: Any, owner: str) -> None:
-    """Warn when ``generate`` does not run ``xblock`` (e.g. ``model.decoder`` was passed where
-    ``model.generate`` was meant): one call on two zero rows, in eval mode, without gradients.
-    Says nothing when that call fails (the shapes are checked where the map is used)."""
-    from .modes import evaluation_mode
-
-    calls: list[int] = []
-    handle = xblock.register_forward_hook(lambda *_: calls.append(1))
-    try:
-        ref = next(iter(xblock.parameters()), None)
-        if ref is None:
-            ref = next(iter(xblock.buffers()))
-        noise = torch.zeros(2, xblock.n, device=ref.device, dtype=ref.dtype)
-        modules = [m for m in (xblock, getattr(generate, "__self__", None)) if m is not None]
-        with torch.no_grad(), evaluation_mode(*modules):
-            generate(noise)
-    except Exception:
-        return
-    finally:
-        handle.remove()
-    if not calls:
-        warnings.warn(
-            f"{owner}: generate does not run the XBlock passed as xblock=; pass the whole "
-            "generative map (e.g. model.generate or lambda n: model.decoder(model.latent(n))), "
-            "not the decoder alone",
-            stacklevel=user_stacklevel(),
-        )

@@ -22,11 +22,10 @@ from .functional import (
     self_consistency,
     self_consistency_authors,
 )
-from .handle import ResponseModel, as_response_model
 from .intervention import intervene
-from .modes import evaluation_mode
+from .module_state import evaluation_mode
 from .report import ConsistencyReport, SelfConsistencyTable
-from .response import Decoder, Encoder
+from .response import ResponseModel
 from .sampler import AggregatePosterior, _check_mode
 from .xblock import XBlock
 
@@ -55,21 +54,18 @@ class ConsistencyEvaluator:
     .. math:: \mathrm{INV}[m, i] = 1 - \mathbb{E}_{I_m}\Big[\frac{\mathbb{E}_N[\Delta R_i^2]/\sigma_i'^2}{\mathbb{E}_N[\Delta N_m^2]/\sigma_m^2}\Big]
 
     and likewise EQV (in cause space) and SCN (docs/method.md). Networks run in eval mode under
-    ``no_grad`` in chunks of ``batch_size`` rows (memory bounded whatever ``n``, ``K``, ``T``); the
-    train/eval flag of every module found (modules, bound methods of modules, ``model``,
-    ``xblock``) is restored afterwards.
+    ``no_grad`` in chunks of ``max_batch`` rows (memory bounded whatever ``n``, ``K``, ``T``); the
+    train/eval flag of every module of the model is restored afterwards.
 
     Args:
-        encoder: images -> posterior (anything :func:`~consistency.posterior_mean` reads).
-        generate: noise -> images, the whole generative map (XBlock included); a callable
-            that skips the ``xblock`` given gets a warning. ``decoder=`` is a deprecated keyword
-            for it.
+        model: the autoencoder (an ``nn.Module`` with ``.encoder`` / ``.latent`` /
+            ``.decoder`` or ``encode`` / ``generate``, or a
+            :class:`~consistency.ResponseModel`); its XBlock, when it has one, enables
+            equivariance (cause space) and the learned graph.
         sampler: the aggregate posterior, filled with encoder means of the data.
-        xblock: the model's XBlock: enables equivariance (cause space) and the graph.
-        model: a module to put in eval mode as well (e.g. when ``generate`` is a lambda).
         n_samples: prior samples ``T`` (>= 2).
         n_interventions: interventions ``K`` per dimension.
-        batch_size: largest batch sent through the networks.
+        max_batch: largest batch sent through the networks.
         collapse_threshold: diagonal invariance above this marks a collapsed dimension.
         convention: ``"spec"`` (default) or ``"authors"`` (iterated SCN with L = 10, clamped to
             [0, 1]; unsquared invariance / equivariance ratios).
@@ -78,9 +74,10 @@ class ConsistencyEvaluator:
 
     Example:
         >>> import torch
-        >>> from consistency import AggregatePosterior
+        >>> from consistency import AggregatePosterior, ResponseModel
         >>> q = AggregatePosterior(3); q.update(torch.randn(500, 3))
-        >>> ev = ConsistencyEvaluator(lambda x: x / 2, lambda n: n * 2, q, n_samples=200, progress=False)
+        >>> model = ResponseModel(lambda x: x / 2, lambda n: n * 2)
+        >>> ev = ConsistencyEvaluator(model, q, n_samples=200, progress=False)
         >>> report = ev.evaluate()
         >>> round(report.mean_invariance, 4), round(report.mean_self_consistency, 4)
         (1.0, 1.0)
@@ -88,36 +85,24 @@ class ConsistencyEvaluator:
 
     def __init__(
         self,
-        encoder: Encoder | ResponseModel,
-        generate: Decoder | AggregatePosterior | None = None,
-        sampler: AggregatePosterior | None = None,
+        model: nn.Module | ResponseModel,
+        sampler: AggregatePosterior,
         *,
-        decoder: Decoder | None = None,
-        xblock: XBlock | None = None,
-        model: nn.Module | None = None,
         n_samples: int = 1000,
         n_interventions: int = 10,
-        batch_size: int = 512,
+        max_batch: int = 512,
         collapse_threshold: float = 0.9,
         convention: Convention = "spec",
         generator: torch.Generator | None = None,
         progress: bool = True,
     ) -> None:
-        batch_size = check_positive_int(batch_size, "batch_size")
-        handle, sampler = as_response_model(
-            encoder,
-            generate,
-            sampler,
-            xblock=xblock,
-            model=model,
-            max_batch=batch_size,
-            decoder=decoder,
-            owner="ConsistencyEvaluator",
-        )
+        max_batch = check_positive_int(max_batch, "max_batch")
+        handle = ResponseModel.of(model, max_batch=max_batch, owner="ConsistencyEvaluator")
         xblock = handle.xblock
         if not isinstance(sampler, AggregatePosterior):
             raise InvalidTypeError(
-                f"sampler must be an AggregatePosterior; got {type(sampler).__name__}"
+                f"ConsistencyEvaluator: sampler must be an AggregatePosterior; got "
+                f"{type(sampler).__name__}"
             )
         if len(sampler) == 0:
             raise EmptySamplerError(
@@ -138,7 +123,7 @@ class ConsistencyEvaluator:
         self.sampler = sampler
         self.n_samples = check_positive_int(n_samples, "n_samples", 2)
         self.n_interventions = check_positive_int(n_interventions, "n_interventions")
-        self.batch_size = batch_size
+        self.max_batch = max_batch
         self.collapse_threshold = float(collapse_threshold)
         self.convention: Convention = convention
         self.generator = generator
@@ -147,20 +132,6 @@ class ConsistencyEvaluator:
     @property
     def n(self) -> int:
         return self.sampler.dim
-
-    @property
-    def encoder(self) -> Encoder:
-        return self.model.encode_fn
-
-    @property
-    def generate_fn(self) -> Decoder:
-        """The generative map noise -> images (XBlock included)."""
-        return self.model.generate_fn
-
-    @property
-    def decoder(self) -> Decoder:
-        """Deprecated name of the generative map (:meth:`generate` runs it in chunks)."""
-        return self.model.generate_fn
 
     @property
     def xblock(self) -> XBlock | None:
@@ -173,7 +144,7 @@ class ConsistencyEvaluator:
 
     def generate(self, noise: Tensor) -> Tensor:
         """Images for noise ``(B, n)`` through the generative map, in chunks of the handle's
-        ``max_batch`` (``batch_size`` when the evaluator built the handle), without gradients
+        ``max_batch``, without gradients
         and in eval mode."""
         with self.model.evaluation():
             return self.model.generate(noise)
@@ -192,22 +163,45 @@ class ConsistencyEvaluator:
             return self._evaluate(mode)
 
     def _evaluate(self, mode: str) -> ConsistencyReport:
-        n, t, k = self.n, self.n_samples, self.n_interventions
-        authors = self.convention == "authors"
-        prior = self.sampler.sample(t, mode, generator=self.generator)
+        """Draw the prior samples and values, run every intervention block, then score."""
+        n, k = self.n, self.n_interventions
+        prior = self.sampler.sample(self.n_samples, mode, generator=self.generator)
         ref = self._respond(prior)
         dims = torch.arange(n, device=prior.device).repeat_interleave(k)  # (n*K,)
         values = self.sampler.intervention_values(dims, generator=self.generator).view(n, k)
+        sums = self._intervention_sums(prior, ref, values, mode)
+        invariance, equivariance = _consistency_compute(
+            sums, k, *self._variances(prior, ref), self.convention
+        )
+        scn = self._self_consistency(
+            prior, self._scn_response(prior) if self.convention == "authors" else ref
+        )
+        self._warn_degenerate(
+            prior.double().var(0, unbiased=False), ref.double().var(0, unbiased=False)
+        )
+        return self._report(mode, invariance, equivariance, scn)
+
+    def _variances(self, prior: Tensor, ref: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Per-coordinate variances over the prior samples: of the noise ``(n,)``, of the
+        response ``(n,)``, and of each cause unit (summed over its dims, ``(n,)``) or ``None``."""
         noise_var = prior.double().var(0, unbiased=False)
         resp_var = ref.double().var(0, unbiased=False)
         cause_var = None
         if self.xblock is not None:
-            cause_var = self._causes(prior).double().view(t, n, -1).var(0, unbiased=False).sum(-1)
+            t = prior.shape[0]
+            causes = self._causes(prior).double().view(t, self.n, -1)
+            cause_var = causes.var(0, unbiased=False).sum(-1)
+        return noise_var, resp_var, cause_var
 
+    def _intervention_sums(
+        self, prior: Tensor, ref: Tensor, values: Tensor, mode: str
+    ) -> ScoreSums:
+        """Every intervention block ``(m, k)`` of ``T`` rows through the networks, grouped into
+        chunks of at most ``max_batch`` rows; the per-block averages of every chunk, stacked."""
+        n, t = self.n, prior.shape[0]
         chunks: list[ScoreSums] = []
-        # intervention blocks (m, k) of T rows each, grouped into chunks of <= batch_size rows
-        per_chunk = max(1, self.batch_size // t)
-        pairs = [(m, j) for m in range(n) for j in range(k)]
+        per_chunk = max(1, self.max_batch // t)
+        pairs = [(m, j) for m in range(n) for j in range(values.shape[1])]
         bar = _progress(len(pairs), self.progress, f"consistency ({mode})")
         for start in range(0, len(pairs), per_chunk):
             block = pairs[start : start + per_chunk]
@@ -236,28 +230,32 @@ class ConsistencyEvaluator:
                 bar.update(len(block))
         if bar is not None:
             bar.close()
-        sums = ScoreSums(
+        return ScoreSums(
             torch.cat([c.change for c in chunks]),
             torch.cat([c.size for c in chunks]),
             None
             if self.xblock is None
             else torch.cat([c.eq_change for c in chunks if c.eq_change is not None]),
         )
-        invariance, equivariance = _consistency_compute(
-            sums, k, noise_var, resp_var, cause_var, self.convention
-        )
-        scn = self._self_consistency(prior, self._scn_response(prior) if authors else ref)
-        self._warn_degenerate(noise_var, resp_var)
 
+    def _noise_mmd(self) -> float:
+        """IMQ MMD² between posterior rows of the bank and hybrids of it (as many as the prior
+        samples, at least 2)."""
         bank = self.sampler.bank
-        m_rows = min(len(bank), max(t, 2))
+        m_rows = min(len(bank), max(self.n_samples, 2))
         g = self.generator
         rows = torch.randperm(
             len(bank), generator=g, device=g.device if g is not None else bank.device
         )
         posterior = bank[rows[:m_rows].to(bank.device)]
-        mmd = float(imq_mmd(posterior, hybridise(bank, m_rows, g))) if m_rows >= 2 else math.nan
+        return float(imq_mmd(posterior, hybridise(bank, m_rows, g))) if m_rows >= 2 else math.nan
 
+    def _report(
+        self, mode: str, invariance: Tensor, equivariance: Tensor | None, scn: Tensor
+    ) -> ConsistencyReport:
+        """The :class:`ConsistencyReport` of the scores, with the collapsed dimensions, the noise
+        MMD and the XBlock's graph statistics."""
+        n = self.n
         off = ~torch.eye(n, dtype=torch.bool, device=invariance.device)
         diag = invariance.diagonal()
         collapsed = [
@@ -274,7 +272,7 @@ class ConsistencyEvaluator:
             self_consistency=scn.float().cpu(),
             collapsed=collapsed,
             collapse_threshold=self.collapse_threshold,
-            mmd_hybrid=mmd,
+            mmd_hybrid=self._noise_mmd(),
             adjacency=None if xb is None else xb.adjacency().float().cpu(),
             edge_density=None if xb is None else xb.edge_density(),
             gate_confidence=None if xb is None else xb.gate_confidence(),
@@ -282,8 +280,8 @@ class ConsistencyEvaluator:
             mean_invariance=float(invariance[off].nanmean()) if n > 1 else math.nan,
             mean_equivariance=None if equivariance is None else float(equivariance.nanmean()),
             mean_self_consistency=float(scn.double().nanmean()),
-            n_samples=t,
-            n_interventions=k,
+            n_samples=self.n_samples,
+            n_interventions=self.n_interventions,
         )
 
     def _scn_response(self, prior: Tensor) -> Tensor:
@@ -320,7 +318,7 @@ class ConsistencyEvaluator:
         checked = [_check_mode(mode) for mode in modes]
         with self.evaluation_mode():
             # every mode's prior samples go through the networks together (chunked by
-            # batch_size), then each mode's block is scored on its own
+            # max_batch), then each mode's block is scored on its own
             priors = [
                 self.sampler.sample(self.n_samples, mode, generator=self.generator)
                 for mode in checked

@@ -1,14 +1,17 @@
-"""The one implementation of a hard intervention on noise."""
+"""The one implementation of a hard intervention on noise, and of drawing interventions."""
 
 from __future__ import annotations
+
+from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor
 
-from ._checks import check_latents, is_compiling
-from .errors import InvalidTypeError, ShapeError
+from ._checks import check_latents, check_positive_int, is_compiling
+from .errors import EmptySamplerError, InvalidTypeError, InvalidValueError, ShapeError
+from .sampler import AggregatePosterior
 
-__all__ = ["intervene"]
+__all__ = ["Interventions", "draw_interventions", "intervene"]
 
 
 def intervene(noise: Tensor, dims: Tensor | int, values: Tensor | float) -> Tensor:
@@ -62,3 +65,89 @@ def intervene(noise: Tensor, dims: Tensor | int, values: Tensor | float) -> Tens
         )
     mask = torch.arange(n, device=noise.device) == dims_t[:, None]
     return torch.where(mask, values_t[:, None].to(noise.dtype), noise)
+
+
+class Interventions(NamedTuple):
+    """A batch of hard interventions on prior samples.
+
+    Attributes:
+        source: ``(R,)`` index of the prior sample each row intervenes on.
+        dims: ``(R,)`` intervened dimension ``m`` of each row.
+        values: ``(R,)`` intervention value ``v`` of each row.
+        noise: ``(R, n)`` the intervened noise :math:`\\tilde N = I_{m,v}(N)`.
+    """
+
+    source: Tensor
+    dims: Tensor
+    values: Tensor
+    noise: Tensor
+
+
+def _draw_values(
+    bank: AggregatePosterior | Tensor, dims: Tensor, generator: torch.Generator | None
+) -> Tensor:
+    if isinstance(bank, AggregatePosterior):
+        return bank.intervention_values(dims, generator=generator)
+    device = generator.device if generator is not None else bank.device
+    rows = torch.randint(bank.shape[0], dims.shape, generator=generator, device=device)
+    return bank[rows.to(bank.device), dims.to(bank.device)]
+
+
+def draw_interventions(
+    prior: Tensor,
+    value_source: AggregatePosterior | Tensor,
+    *,
+    dims: Literal["random", "all"] | Tensor = "random",
+    n_interventions: int = 1,
+    generator: torch.Generator | None = None,
+) -> Interventions:
+    r"""Draw hard interventions :math:`I_{m,v}`, :math:`v \sim Q(N_m)`, on prior samples ``(T, n)``.
+
+    Args:
+        prior: ``(T, n)`` prior samples (constants: they are detached).
+        value_source: the aggregate posterior the values come from: a sampler, or a bank
+            ``(M, n)`` of means.
+        dims: ``"random"``: one dimension per sample; ``"all"``: every dimension for every
+            sample; or a LongTensor ``(D,)`` of dimensions applied to every sample.
+        n_interventions: values per (sample, dimension).
+
+    Returns:
+        :class:`Interventions` with ``R = T * D * n_interventions`` rows, grouped by sample.
+    """
+    prior = check_latents(prior, "prior").detach()
+    k = check_positive_int(n_interventions, "n_interventions")
+    if isinstance(value_source, AggregatePosterior):
+        width = value_source.dim
+    elif isinstance(value_source, Tensor):
+        check_latents(value_source, "value_source", finite=False)
+        if value_source.shape[0] == 0:
+            raise EmptySamplerError(
+                "value_source: the bank (M, n) is empty (M = 0); nothing to draw"
+            )
+        width = value_source.shape[1]
+    else:
+        raise InvalidTypeError(
+            "value_source must be an AggregatePosterior or a tensor (M, n); "
+            f"got {type(value_source).__name__}"
+        )
+    if width != prior.shape[1]:
+        raise ShapeError(
+            f"axis 1 (latent width n) of prior is {prior.shape[1]} but value_source has n = {width}"
+        )
+    t, n = prior.shape
+    device = prior.device
+    gen_device = generator.device if generator is not None else device
+    if isinstance(dims, str):
+        if dims == "random":
+            per_sample = torch.randint(n, (t, 1), generator=generator, device=gen_device).to(device)
+        elif dims == "all":
+            per_sample = torch.arange(n, device=device).expand(t, n)
+        else:
+            raise InvalidValueError(f'dims must be "random", "all" or a LongTensor; got {dims!r}')
+    else:
+        per_sample = dims.to(device=device, dtype=torch.long).expand(t, -1)
+    d = per_sample.shape[1]
+    dims_flat = per_sample.repeat_interleave(k, dim=1).reshape(-1)  # (T*D*K,)
+    source = torch.arange(t, device=device).repeat_interleave(d * k)
+    values = _draw_values(value_source, dims_flat, generator).to(device=device, dtype=prior.dtype)
+    return Interventions(source, dims_flat, values, intervene(prior[source], dims_flat, values))

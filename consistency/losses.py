@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Any, Literal, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -17,105 +18,105 @@ from .functional import (
     uniform_box,
     unit_variance,
 )
-from .handle import ResponseModel, as_response_model
-from .intervention import intervene
-from .response import Decoder, Encoder, Interventions, draw_interventions
-from .sampler import AggregatePosterior, _check_mode
+from .intervention import Interventions, draw_interventions, intervene
+from .recipe import (
+    FAITHFUL,
+    RECIPE,
+    BatchNormHandling,
+    InterventionValues,
+    Normalise,
+    Reference,
+    check_choice,
+)
+from .response import ResponseModel
+from .sampler import SAMPLING_MODES, AggregatePosterior, SamplingMode
 from .xblock import XBlock
 
 __all__ = ["EquivarianceLoss", "InvarianceLoss"]
 
 Dims = Literal["random", "all"]
-ValuesFrom = Literal["sampler", "batch"]
-Normalise = Literal["prior", "response"]
-Reference = Literal["response", "prior"]
+LossT = TypeVar("LossT", bound="_ConsistencyLoss")
 
 
 class _ConsistencyLoss(nn.Module):
     """Shared configuration and input checks; subclasses implement :meth:`_compute`.
 
-    The encoder, decoder and sampler are *referenced*, not registered: the loss has no
-    parameters or buffers of its own, ``loss.to(...)`` does not move the user's model, and
-    ``loss.state_dict()`` is empty.
+    The model and sampler are *referenced*, not registered: the loss has no parameters or
+    buffers of its own, ``loss.to(...)`` does not move the user's model, and
+    ``loss.state_dict()`` is empty. Building a loss runs nothing.
     """
 
     def __init__(
         self,
-        encoder: Encoder | ResponseModel,
-        generate: Decoder | AggregatePosterior | None = None,
+        model: nn.Module | ResponseModel,
         sampler: AggregatePosterior | None = None,
         *,
-        decoder: Decoder | None = None,
-        xblock: XBlock | None = None,
+        weight: float = RECIPE.weight,
+        sampling: SamplingMode = RECIPE.sampling,
+        n_samples: int | None = RECIPE.n_samples,
+        normalise: Normalise | None = RECIPE.normalise,
+        stop_reference: bool = RECIPE.stop_reference,
+        intervention_values: InterventionValues = RECIPE.intervention_values,
+        batchnorm: BatchNormHandling = RECIPE.batchnorm,
         dims: Dims = "random",
         n_interventions: int = 1,
-        prior: str = "posterior",
-        n_samples: int | None = None,
-        stop_reference: bool = True,
-        weight: float = 1.0,
-        normalise: Normalise | None = "prior",
-        values_from: ValuesFrom = "batch",
         max_batch: int | None = None,
         generator: torch.Generator | None = None,
-        reference: Reference = "response",
     ) -> None:
         super().__init__()
-        if reference not in ("response", "prior"):
-            raise InvalidValueError(f'reference must be "response" or "prior"; got {reference!r}')
-        self.reference: Reference = reference
-        if normalise not in ("prior", "response", None):
-            raise InvalidValueError(
-                f'normalise must be "prior", "response" or None; got {normalise!r}'
-            )
-        if dims not in ("random", "all"):
-            raise InvalidValueError(f'dims must be "random" or "all"; got {dims!r}')
-        if values_from not in ("sampler", "batch"):
-            raise InvalidValueError(
-                f'values_from must be "sampler" or "batch"; got {values_from!r}'
-            )
-        handle, sampler = as_response_model(
-            encoder,
-            generate,
-            sampler,
-            xblock=xblock,
-            model=None,
-            max_batch=max_batch,
-            decoder=decoder,
-            owner=type(self).__name__,
-        )
+        owner = type(self).__name__
         if sampler is not None and not isinstance(sampler, AggregatePosterior):
-            raise InvalidTypeError(
-                f"sampler must be an AggregatePosterior or None; got {type(sampler).__name__}"
+            hint = (
+                " (the model goes first as one object: pass the module, or "
+                "ResponseModel(encoder, generate))"
+                if callable(sampler)
+                else ""
             )
+            raise InvalidTypeError(
+                f"{owner}: sampler must be an AggregatePosterior or None; "
+                f"got {type(sampler).__name__}{hint}"
+            )
+        handle = ResponseModel.of(model, max_batch=max_batch, owner=owner)
         self._refs = (handle, sampler)
-        self.dims: Dims = dims
+        self.sampling: SamplingMode = check_choice("sampling", sampling, SAMPLING_MODES)
+        self.normalise: Normalise | None = check_choice(
+            "normalise", normalise, ("noise", "response", None)
+        )
+        self.intervention_values: InterventionValues = check_choice(
+            "intervention_values", intervention_values, ("batch", "sampler")
+        )
+        self.batchnorm: BatchNormHandling = check_choice(
+            "batchnorm", batchnorm, ("running", "batch", "update")
+        )
+        self.dims: Dims = check_choice("dims", dims, ("random", "all"))
         self.n_interventions = check_positive_int(n_interventions, "n_interventions")
-        self.prior = _check_mode(prior)
         self.n_samples = None if n_samples is None else check_positive_int(n_samples, "n_samples")
         self.stop_reference = bool(stop_reference)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise InvalidTypeError(f"weight must be a number; got {type(weight).__name__}")
+        if not (math.isfinite(weight) and weight >= 0):
+            raise InvalidValueError(f"weight must be finite and >= 0; got {weight}")
         self.weight = float(weight)
-        self.normalise: Normalise | None = normalise
-        self.values_from: ValuesFrom = values_from
         self.generator = generator
+
+    @classmethod
+    def faithful(
+        cls: type[LossT],
+        model: nn.Module | ResponseModel,
+        sampler: AggregatePosterior | None = None,
+        **overrides: Any,
+    ) -> LossT:
+        """The loss as the paper's algorithm and the authors' code wrote it
+        (:data:`consistency.recipe.FAITHFUL`: posterior prior samples, every row of the batch,
+        raw units, values from the sampler's bank, BatchNorm in plain training mode);
+        ``overrides`` change any argument."""
+        kw = FAITHFUL.loss_kwargs(invariance=cls is not EquivarianceLoss)
+        return cls(model, sampler, **{**kw, **overrides})
 
     @property
     def model(self) -> ResponseModel:
         """The :class:`~consistency.ResponseModel` the loss works on."""
         return self._refs[0]
-
-    @property
-    def encoder(self) -> Encoder:
-        return self._refs[0].encode_fn
-
-    @property
-    def generate(self) -> Decoder:
-        """The generative map noise -> images (XBlock included)."""
-        return self._refs[0].generate_fn
-
-    @property
-    def decoder(self) -> Decoder:
-        """Deprecated name of :attr:`generate`."""
-        return self._refs[0].generate_fn
 
     @property
     def sampler(self) -> AggregatePosterior | None:
@@ -127,15 +128,15 @@ class _ConsistencyLoss(nn.Module):
 
     @property
     def max_batch(self) -> int | None:
-        """Largest batch sent through the networks at once (the handle's)."""
+        """Largest batch sent through the networks at once (the model's)."""
         return self._refs[0].max_batch
 
     def extra_repr(self) -> str:
         return (
-            f"dims={self.dims!r}, n_interventions={self.n_interventions}, prior={self.prior!r}, "
-            f"stop_reference={self.stop_reference}, weight={self.weight}, "
-            f"normalise={self.normalise!r}, values_from={self.values_from!r}, "
-            f"reference={self.reference!r}"
+            f"weight={self.weight}, sampling={self.sampling!r}, n_samples={self.n_samples}, "
+            f"normalise={self.normalise!r}, stop_reference={self.stop_reference}, "
+            f"intervention_values={self.intervention_values!r}, batchnorm={self.batchnorm!r}, "
+            f"dims={self.dims!r}, n_interventions={self.n_interventions}"
         )
 
     def _response(self, noise: Tensor) -> Tensor:
@@ -147,23 +148,24 @@ class _ConsistencyLoss(nn.Module):
         if latents is not None:
             latents = check_latents(latents, "latents", None if sampler is None else sampler.dim)
             latents = latents.detach()
-            source: AggregatePosterior | Tensor = latents
-            if self.values_from == "sampler" and sampler is not None and len(sampler) > 0:
-                source = sampler
-            if self.prior == "hybrid":
-                return hybridise(latents, latents.shape[0], self.generator), source
-            if self.prior == "uniform":
-                return uniform_box(latents, latents.shape[0], self.generator), source
-            return latents, source
+            value_source: AggregatePosterior | Tensor = latents
+            if self.intervention_values == "sampler" and sampler is not None and len(sampler) > 0:
+                value_source = sampler
+            if self.sampling == "hybrid":
+                return hybridise(latents, latents.shape[0], self.generator), value_source
+            if self.sampling == "uniform":
+                return uniform_box(latents, latents.shape[0], self.generator), value_source
+            return latents, value_source
         if sampler is None:
             raise InvalidValueError(
-                "no latents were given and the loss has no sampler to draw prior samples from"
+                "no latents were given and the loss has no sampler to draw prior samples from: "
+                "call loss(latents) with the batch's encoder means, or build it with a sampler"
             )
         k = self.n_samples if self.n_samples is not None else min(len(sampler), 128) or 1
-        return sampler.sample(k, self.prior, generator=self.generator), sampler
+        return sampler.sample(k, self.sampling, generator=self.generator), sampler
 
     def _interventions(
-        self, prior: Tensor, values_from: AggregatePosterior | Tensor
+        self, prior: Tensor, value_source: AggregatePosterior | Tensor
     ) -> Interventions:
         n = prior.shape[1]
         if n < 2:
@@ -172,7 +174,7 @@ class _ConsistencyLoss(nn.Module):
             )
         return draw_interventions(
             prior,
-            values_from,
+            value_source,
             dims=self.dims,
             n_interventions=self.n_interventions,
             generator=self.generator,
@@ -181,29 +183,32 @@ class _ConsistencyLoss(nn.Module):
     def forward(self, latents: Tensor | None = None, *, responses: Tensor | None = None) -> Tensor:
         """The weighted loss, a scalar.
 
+        The passes through the networks run with the model's BatchNorm layers as ``batchnorm``
+        says (by default in eval mode, their running statistics untouched), restored after.
+
         Args:
-            latents: ``(B, n)`` the current batch's posterior means (detached here). They are the
-                prior samples when ``prior="posterior"``; with ``"hybrid"`` / ``"uniform"`` the
-                prior samples are ``B`` hybrids of them / uniform draws in their bounding box.
-                ``None``: draw ``n_samples`` from the sampler in mode ``prior``.
-            responses: :math:`R` of ``latents`` already computed by the caller,
-                ``encoder(x_hat)`` with ``x_hat = decoder(latents)`` the batch's reconstruction
-                *from the means* (for a VAE trained on sampled codes, that is not the training
-                reconstruction); any encoder output :func:`~consistency.posterior_mean` reads.
-                Saves one decode+encode.
+            latents: ``(B, n)`` the current batch's posterior means (detached here). With
+                ``sampling="hybrid"`` / ``"uniform"`` the prior samples are ``B`` hybrids of them
+                / uniform draws in their bounding box; with ``"posterior"`` they are the means
+                themselves. ``n_samples`` of those rows are used (a random subset).
+                ``None``: draw ``n_samples`` from the sampler.
+            responses: :math:`R` of ``latents`` already computed by the caller (only with
+                ``sampling="posterior"`` and ``reference="response"``): ``encoder(x_hat)``
+                with ``x_hat`` the batch's reconstruction *from the means*; any encoder output
+                :func:`~consistency.posterior_mean` reads. Saves one decode+encode.
         """
-        prior, values_from = self._prior_samples(latents)
+        prior, value_source = self._prior_samples(latents)
         if responses is not None:
             responses = posterior_mean(responses)
             if latents is None:
                 raise InvalidValueError(
                     "responses= needs the latents they respond to; pass latents too"
                 )
-            if self.prior != "posterior":
+            if self.sampling != "posterior":
                 raise InvalidValueError(
                     f"responses= are the responses to the latents themselves, but with "
-                    f"prior={self.prior!r} the prior samples are {self.prior} draws made from the "
-                    "latents, whose responses the loss computes: do not pass responses="
+                    f"sampling={self.sampling!r} the prior samples are {self.sampling} draws made "
+                    "from the latents, whose responses the loss computes: do not pass responses="
                 )
             if tuple(responses.shape) != tuple(prior.shape):
                 raise ShapeError(
@@ -222,78 +227,141 @@ class _ConsistencyLoss(nn.Module):
             keep = keep[: self.n_samples].to(prior.device)
             prior = prior[keep]
             responses = None if responses is None else responses[keep]
-        return self.weight * self._compute(prior, values_from, responses)
+        with self._refs[0].frozen_batchnorm(self.batchnorm):
+            return self.weight * self._compute(prior, value_source, responses)
 
     def _compute(
-        self, prior: Tensor, values_from: AggregatePosterior | Tensor, responses: Tensor | None
+        self, prior: Tensor, value_source: AggregatePosterior | Tensor, responses: Tensor | None
     ) -> Tensor:
         raise NotImplementedError
+
+
+_SHARED_ARGS = r"""
+        model: the autoencoder: an ``nn.Module`` with ``.encoder`` and ``.decoder`` (and
+            ``.latent``, e.g. the XBlock of a retrofit), or with ``encode`` / ``generate``
+            methods, or a :class:`~consistency.ResponseModel` (read by
+            :meth:`ResponseModel.of <consistency.ResponseModel.of>`).
+        sampler: the aggregate posterior: prior samples are drawn from it when no latents are
+            passed; intervention values come from it with ``intervention_values="sampler"``.
+        weight: multiplies the loss (the paper's :math:`\lambda = 4`). Measured with the
+            reconstruction error *summed over pixels* (per image, averaged over the batch); a
+            loop that averages over pixels needs a correspondingly smaller weight.
+        sampling: how the prior samples are made from the batch's means: ``"hybrid"``
+            (default: each coordinate from a random row of the batch), ``"posterior"`` (the
+            rows themselves, Algorithm 1) or ``"uniform"`` (uniform in their bounding box).
+            Off-posterior prior samples train consistency where the hybrid and uniform
+            self-consistency scores measure it.
+        n_samples: how many prior samples a call uses: a random subset of the batch's rows
+            (an unbiased, cheaper estimate; ``None``: every row), or the number drawn from the
+            sampler without latents (``None``: ``min(len(sampler), 128)``). Each costs one pass
+            through generator and encoder: default 32, about ``1 + 32 / batch_size`` times the
+            cost of a plain step.
+        stop_reference: the reference is a fixed target without gradient (default). With
+            gradients through both sides the cheapest way to agree is a map that ignores its
+            input, and self-consistency collapses (docs/method.md).
+        intervention_values: where the values :math:`v \sim Q(N_m)` come from: ``"batch"``
+            (default: the batch's own means, the current encoder's aggregate posterior) or
+            ``"sampler"`` (the sampler's bank, a ring buffer of earlier means; the batch while
+            it is empty).
+        batchnorm: the model's BatchNorm layers during the loss's passes:
+            ``"running"`` (default: eval mode, running statistics untouched, so the loss shapes
+            the network that is evaluated), ``"batch"`` (batch statistics, running ones
+            untouched) or ``"update"`` (plain training mode: generated images move the
+            statistics). See :func:`~consistency.frozen_batchnorm`.
+        dims: ``"random"`` (one dimension per sample, an unbiased estimate) or ``"all"``
+            (every dimension for every sample: the algorithm exactly).
+        n_interventions: values per (sample, dimension).
+        max_batch: largest batch sent through the networks at once.
+        generator: random generator for prior samples, dimensions and values.
+"""
 
 
 class InvarianceLoss(_ConsistencyLoss):
     r"""Invariance regulariser (Algorithm 1): interventions on ``m`` must not move the response on ``i != m``.
 
-    .. math:: L_{INV} = \mathbb{E}_k \frac{1}{n}\sum_{i \ne m_k}\big(R(\tilde N^k)_i - R(N^k)_i\big)^2
+    .. math:: L_{INV} = \mathbb{E}_k \frac{1}{n}\sum_{i \ne m_k}\frac{\big(R(\tilde N^k)_i - c^k_i\big)^2}{\sigma_i^2}
 
-    Configured once, called in the training loop. All interventions of a call go through the
-    networks as one batch (chunked only when ``max_batch`` is set). Gradients flow into the
-    encoder, decoder (and XBlock) parameters, never into the prior samples.
+    with the reference :math:`c = N` (``reference="noise"``, default) or :math:`c = R(N)`
+    (``"response"``) and :math:`\sigma_i^2` the prior samples' variance of :math:`N_i`.
+    Configured once, called in the training loop on the batch's encoder means:
+    ``loss = reconstruction + InvarianceLoss(model)(means)``. The defaults are the library's
+    recipe (:data:`consistency.recipe.RECIPE`, docs/method.md "Deviations");
+    :meth:`faithful` builds Algorithm 1 as written. All interventions of a call go through the
+    networks as one batch; gradients flow into the model's parameters, never into the prior
+    samples.
 
-    Args:
-        encoder: images -> posterior (tensor, ``(mean, logvar)``, distribution, ...).
-        generate: noise ``(B, n)`` -> images; the whole generative map (XBlock included).
-            ``decoder=`` is a deprecated keyword for it.
-        sampler: the aggregate posterior: prior samples are drawn from it when no latents are
-            passed (intervention values too, then); see ``values_from`` otherwise.
-        dims: ``"random"`` (one dimension per sample, an unbiased estimate) or ``"all"``
-            (every dimension for every sample: Algorithm 1 exactly).
-        n_interventions: values per (sample, dimension).
-        prior: sampling mode of the prior samples: from the sampler, or made from the given
-            ``latents`` (``"hybrid"``: each coordinate from a random row of the batch; ``"uniform"``:
-            uniform in the batch's bounding box). Off-posterior prior samples train consistency
-            where the self-consistency scores under hybrid and uniform sampling measure it.
-        n_samples: how many prior samples to draw from the sampler (default
-            ``min(len(sampler), 128)``); with ``latents``, a random subset of this many rows of the
-            batch is used (an unbiased, cheaper estimate; default: every row).
-        stop_reference: treat :math:`R(N)` as a fixed target (no gradient), as the authors did
-            (default). With gradients through both responses the loss can also move
-            :math:`R(N)` towards :math:`R(\tilde N)`, and the cheapest way to make them agree is
-            a response that ignores its input: self-consistency collapses (docs/method.md).
-        reference: what :math:`R(\tilde N)_i` is compared with: ``"response"`` (default):
-            :math:`R(N)_i`, Algorithm 1 as written; ``"prior"``: the prior sample's own
-            coordinate :math:`N_i`. The second asks for invariance *and* self-consistency on
-            the untouched coordinates, costs one pass through the networks less, and gives the
-            encoder no response of its own to shrink towards; it is what the library's paper
-            models train with (docs/method.md, "Deviations").
-        weight: multiplies the loss (the paper's :math:`\lambda = 4`).
+    Args:{shared}
+        reference: what :math:`R(\tilde N)_i` is compared with: ``"noise"`` (default): the
+            prior sample's own coordinate :math:`N_i`, which asks for invariance *and*
+            self-consistency on the untouched coordinates, costs one pass less, and gives the
+            encoder no response of its own to shrink towards; ``"response"``: :math:`R(N)_i`,
+            Algorithm 1 as written.
         normalise: divide each coordinate's squared change by a variance over the prior samples
-            (detached): ``"prior"`` (default): the prior's own, :math:`\sigma_i^2`;
-            ``"response"``: the response's, :math:`\sigma_i'^2` (the score's denominator). Either
-            makes the loss unchanged by rescaling the latent space, so a model cannot lower it by
-            shrinking its latents. ``"response"`` is unstable in training: a response coordinate
-            that shrinks gets a larger weight, which shrinks it further (docs/method.md).
-            ``None``: raw latent units, as Algorithm 1 is written.
-        values_from: with ``latents`` given, where intervention values :math:`v \sim Q(N_m)`
-            come from: ``"batch"`` (default): the batch's own means, the current encoder's
-            aggregate posterior; ``"sampler"``: the sampler's bank (a ring buffer that, during
-            training, holds means from earlier steps; the batch is used while it is empty).
-        max_batch: largest batch sent through the networks at once.
-        generator: random generator for dimensions and values.
+            (detached): ``"noise"`` (default): of :math:`N_i`; ``"response"``: of
+            :math:`R(N)_i` (the score's denominator; unstable in training: a coordinate that
+            shrinks gets a larger weight). Either makes the loss unchanged by rescaling the
+            latent space, so a model cannot lower it by shrinking its latents. ``None``: raw
+            latent units, as Algorithm 1 is written.
 
     Example:
         >>> import torch
-        >>> enc, dec = torch.nn.Linear(4, 2), torch.nn.Linear(2, 4)
-        >>> loss_fn = InvarianceLoss(enc, dec, sampler=None)
-        >>> loss = loss_fn(enc(torch.randn(8, 4)))
+        >>> from consistency import XBlock
+        >>> class AE(torch.nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.encoder = torch.nn.Linear(4, 2)
+        ...         self.latent = XBlock(2)
+        ...         self.decoder = torch.nn.Linear(2, 4)
+        >>> model = AE()
+        >>> invariance = InvarianceLoss(model)
+        >>> loss = invariance(model.encoder(torch.randn(8, 4)))
         >>> loss.shape, bool(loss >= 0)
         (torch.Size([]), True)
     """
 
+    def __init__(
+        self,
+        model: nn.Module | ResponseModel,
+        sampler: AggregatePosterior | None = None,
+        *,
+        weight: float = RECIPE.weight,
+        sampling: SamplingMode = RECIPE.sampling,
+        n_samples: int | None = RECIPE.n_samples,
+        reference: Reference = RECIPE.reference,
+        normalise: Normalise | None = RECIPE.normalise,
+        stop_reference: bool = RECIPE.stop_reference,
+        intervention_values: InterventionValues = RECIPE.intervention_values,
+        batchnorm: BatchNormHandling = RECIPE.batchnorm,
+        dims: Dims = "random",
+        n_interventions: int = 1,
+        max_batch: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(
+            model,
+            sampler,
+            weight=weight,
+            sampling=sampling,
+            n_samples=n_samples,
+            normalise=normalise,
+            stop_reference=stop_reference,
+            intervention_values=intervention_values,
+            batchnorm=batchnorm,
+            dims=dims,
+            n_interventions=n_interventions,
+            max_batch=max_batch,
+            generator=generator,
+        )
+        self.reference: Reference = check_choice("reference", reference, ("noise", "response"))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, reference={self.reference!r}"
+
     def _compute(
-        self, prior: Tensor, values_from: AggregatePosterior | Tensor, responses: Tensor | None
+        self, prior: Tensor, value_source: AggregatePosterior | Tensor, responses: Tensor | None
     ) -> Tensor:
-        iv = self._interventions(prior, values_from)
-        if self.reference == "prior":
+        iv = self._interventions(prior, value_source)
+        if self.reference == "noise":
             responses = prior
         elif responses is None:
             with torch.set_grad_enabled(torch.is_grad_enabled() and not self.stop_reference):
@@ -305,7 +373,7 @@ class InvarianceLoss(_ConsistencyLoss):
         scale = (
             None
             if self.normalise is None
-            else unit_variance(prior if self.normalise == "prior" else responses, n)
+            else unit_variance(prior if self.normalise == "noise" else responses, n)
         )
         return invariance_penalty(responses[iv.source], intervened, iv.dims, scale)
 
@@ -316,73 +384,33 @@ class EquivarianceLoss(_ConsistencyLoss):
     With :math:`\tilde N = I_{m,v}(N)`, :math:`\tilde N' = R(\tilde N)` and
     :math:`\check N' = I_{m,v}(\tilde N')`:
 
-    .. math:: L_{EQV} = \mathbb{E}_k \frac{1}{n}\sum_{i=1}^n \big\|S(\tilde N^k)_i - S(\check N'^k)_i\big\|^2
+    .. math:: L_{EQV} = \mathbb{E}_k \frac{1}{n}\sum_{i=1}^n \frac{\big\|S(\tilde N^k)_i - S(\check N'^k)_i\big\|^2}{\sigma_i^2}
 
-    in cause space (unit-wise norms) when ``xblock`` is given, in noise space (``S = id``) when
-    not. Both sides run through the *same* XBlock gate draw. It never needs :math:`R(N)`, so
-    ``responses=`` is accepted for a uniform call signature and ignored; a call costs one
-    decode+encode of the intervened samples.
+    in cause space (unit-wise norms) when the model has an XBlock ``S``, in noise space
+    (``S = id``) when not; both sides run through the *same* XBlock gate draw. It never needs
+    :math:`R(N)`, so ``responses=`` is accepted for a uniform call signature and ignored; a
+    call costs one decode+encode of the intervened samples. Defaults: the library's recipe;
+    :meth:`faithful`: Algorithm 2 as written.
 
-    Args:
-        xblock: the model's XBlock ``S`` (``generate`` still maps noise to images through it; a ``generate`` that
-            skips it gets a warning).
-        stop_reference: treat :math:`S(\tilde N)` as a fixed target (no gradient).
+    Args:{shared}
         normalise: divide each unit's squared distance by a variance of cause unit ``i``
-            (detached): ``"prior"`` (default): of :math:`S(N)` over the prior samples;
-            ``"response"``: of :math:`S(\tilde N)` over the intervened rows. Without an XBlock,
-            the causes are the noise.
-        others: as :class:`InvarianceLoss`.
+            (detached): ``"noise"`` (default): of :math:`S(N)` over the prior samples;
+            ``"response"``: of :math:`S(\tilde N)` over the intervened rows; ``None``: raw units.
 
     Example:
         >>> import torch
-        >>> from consistency import XBlock
+        >>> from consistency import ResponseModel, XBlock
         >>> enc, block, dec = torch.nn.Linear(4, 3), XBlock(3, 2), torch.nn.Linear(6, 4)
-        >>> loss_fn = EquivarianceLoss(enc, lambda n: dec(block(n)), None, xblock=block)
+        >>> model = ResponseModel(enc, lambda n: dec(block(n)), xblock=block, modules=[dec])
+        >>> loss_fn = EquivarianceLoss(model)
         >>> bool(loss_fn(enc(torch.randn(8, 4))) >= 0)
         True
     """
 
-    def __init__(
-        self,
-        encoder: Encoder | ResponseModel,
-        generate: Decoder | AggregatePosterior | None = None,
-        sampler: AggregatePosterior | None = None,
-        *,
-        decoder: Decoder | None = None,
-        xblock: XBlock | None = None,
-        dims: Dims = "random",
-        n_interventions: int = 1,
-        prior: str = "posterior",
-        n_samples: int | None = None,
-        stop_reference: bool = False,
-        weight: float = 1.0,
-        normalise: Normalise | None = "prior",
-        values_from: ValuesFrom = "batch",
-        max_batch: int | None = None,
-        generator: torch.Generator | None = None,
-    ) -> None:
-        super().__init__(
-            encoder,
-            generate,
-            sampler,
-            decoder=decoder,
-            xblock=xblock,
-            dims=dims,
-            n_interventions=n_interventions,
-            prior=prior,
-            n_samples=n_samples,
-            stop_reference=stop_reference,
-            weight=weight,
-            normalise=normalise,
-            values_from=values_from,
-            max_batch=max_batch,
-            generator=generator,
-        )
-
     def _compute(
-        self, prior: Tensor, values_from: AggregatePosterior | Tensor, responses: Tensor | None
+        self, prior: Tensor, value_source: AggregatePosterior | Tensor, responses: Tensor | None
     ) -> Tensor:
-        iv = self._interventions(prior, values_from)
+        iv = self._interventions(prior, value_source)
         xblock = self.xblock
         if xblock is not None and xblock.n != prior.shape[1]:
             raise ShapeError(
@@ -400,10 +428,14 @@ class EquivarianceLoss(_ConsistencyLoss):
         scale = None
         if self.normalise == "response":
             scale = unit_variance(target, n)
-        elif self.normalise == "prior":
+        elif self.normalise == "noise":
             if xblock is None:
                 scale = unit_variance(prior, n)
             else:
                 with torch.no_grad():
                     scale = unit_variance(xblock(prior), n)
         return equivariance_penalty(target, moved, n, scale)
+
+
+for _cls in (InvarianceLoss, EquivarianceLoss):
+    _cls.__doc__ = (_cls.__doc__ or "").replace("{shared}", _SHARED_ARGS.rstrip("\n"))

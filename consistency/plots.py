@@ -246,11 +246,10 @@ def plot_reconstructions_and_samples(
     evaluator: ConsistencyEvaluator, images: Tensor, n_show: int = 8
 ) -> Figure:
     """Data, reconstructions and hybrid prior samples, one row each (paper Fig. 7)."""
-    from .encoding import posterior_mean
 
     x = images[:n_show]
     with evaluator.evaluation_mode():
-        recon = evaluator.generate_fn(posterior_mean(evaluator.encoder(x)))
+        recon = evaluator.model.generate(evaluator.model.means(x))
     samples = _decode(
         evaluator, evaluator.sampler.sample(x.shape[0], "hybrid", generator=evaluator.generator)
     )

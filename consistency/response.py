@@ -1,20 +1,24 @@
-"""The one implementation of the response map R = E∘G and of drawing interventions."""
+"""The one implementation of the response map R = E∘G, and :class:`ResponseModel`, the one
+handle on a model that every loss and score works on."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Literal, NamedTuple
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from ._checks import check_latents, check_positive_int
+from ._checks import check_latents, check_positive_int, is_compiling, user_stacklevel
 from .encoding import posterior_mean
-from .errors import EmptySamplerError, InvalidTypeError, InvalidValueError, ShapeError
-from .intervention import intervene
-from .sampler import AggregatePosterior
+from .errors import InvalidTypeError, InvalidValueError, ShapeError
+from .module_state import evaluation_mode, frozen_batchnorm, modules_of
+from .recipe import BatchNormHandling
+from .xblock import XBlock
 
-__all__ = ["Interventions", "draw_interventions", "response"]
+__all__ = ["ResponseModel", "response"]
 
 Encoder = Callable[[Tensor], Any]
 Decoder = Callable[[Tensor], Tensor]
@@ -71,9 +75,12 @@ def response(
             [response(encoder, generate, chunk) for chunk in noise.split(max_batch)], dim=0
         )
     n = noise.shape[1]
-    images = _call(generate, noise, "decoder", f"expected noise of width n = {n}")
+    images = _call(generate, noise, "generative map", f"expected noise of width n = {n}")
     if not isinstance(images, Tensor):
-        raise InvalidTypeError(f"the decoder must return a Tensor; got {type(images).__name__}")
+        raise InvalidTypeError(
+            f"generate must return a Tensor of images; got {type(images).__name__} (adapt it: "
+            'lambda n: out_of(generate(n)), e.g. ...["reconstruction"])'
+        )
     out = posterior_mean(
         _call(encoder, images, "encoder", f"the decoder's output, from noise {tuple(noise.shape)}")
     )
@@ -86,86 +93,236 @@ def response(
     return out
 
 
-class Interventions(NamedTuple):
-    """A batch of hard interventions on prior samples.
+class _LatentThenDecoder:
+    """``decoder(latent(noise))`` of a module with ``.decoder`` and an optional ``.latent``,
+    read at call time (a later ``model.latent = XBlock(...)`` is seen)."""
 
-    Attributes:
-        source: ``(R,)`` index of the prior sample each row intervenes on.
-        dims: ``(R,)`` intervened dimension ``m`` of each row.
-        values: ``(R,)`` intervention value ``v`` of each row.
-        noise: ``(R, n)`` the intervened noise :math:`\\tilde N = I_{m,v}(N)`.
-    """
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
 
-    source: Tensor
-    dims: Tensor
-    values: Tensor
-    noise: Tensor
+    def __call__(self, noise: Tensor) -> Any:
+        latent = getattr(self.module, "latent", None)
+        z = latent(noise) if latent is not None else noise
+        decoder: Callable[[Tensor], Any] = getattr(self.module, "decoder")  # noqa: B009
+        return decoder(z)
 
-
-def _values_from(
-    bank: AggregatePosterior | Tensor, dims: Tensor, generator: torch.Generator | None
-) -> Tensor:
-    if isinstance(bank, AggregatePosterior):
-        return bank.intervention_values(dims, generator=generator)
-    device = generator.device if generator is not None else bank.device
-    rows = torch.randint(bank.shape[0], dims.shape, generator=generator, device=device)
-    return bank[rows.to(bank.device), dims.to(bank.device)]
+    def __repr__(self) -> str:
+        return f"{type(self.module).__name__}.decoder∘latent"
 
 
-def draw_interventions(
-    prior: Tensor,
-    values_from: AggregatePosterior | Tensor,
-    *,
-    dims: Literal["random", "all"] | Tensor = "random",
-    n_interventions: int = 1,
-    generator: torch.Generator | None = None,
-) -> Interventions:
-    r"""Draw hard interventions :math:`I_{m,v}`, :math:`v \sim Q(N_m)`, on prior samples ``(T, n)``.
+class ResponseModel:
+    r"""An autoencoder as the library sees it: ``encode`` (images -> posterior), ``generate``
+    (noise -> images, the whole generative map, XBlock included) and its ``xblock``.
+
+    .. math:: R = E \circ G, \qquad G = D \circ S
+
+    Every loss and score (:class:`~consistency.InvarianceLoss`,
+    :class:`~consistency.EquivarianceLoss`, :class:`~consistency.ConsistencyEvaluator`,
+    :class:`~consistency.ConsistencyMetric`) takes a model as its first argument and turns it
+    into one of these with :meth:`of`: an ``nn.Module`` with ``.encoder`` and ``.decoder`` (and
+    an optional ``.latent``, e.g. the :class:`~consistency.XBlock` of a retrofit), or one with
+    ``encode`` and ``generate`` methods, is read directly; anything else is built here by hand.
+    It owns the operations those objects share: posterior means of a batch, generated images,
+    the response, the causes, each in chunks of at most ``max_batch`` rows, and a context that
+    puts every module involved in eval mode without gradients (restoring the modes after).
+
+    Building one calls nothing: no module runs, no mode, buffer or random state changes. The
+    first generated batch checks that ``generate`` runs the ``xblock`` (a hook, no extra call)
+    and warns when it does not (``model.decoder`` passed where ``model.generate`` was meant).
 
     Args:
-        prior: ``(T, n)`` prior samples (constants: they are detached).
-        values_from: the aggregate posterior the values come from: a sampler, or a bank ``(M, n)``.
-        dims: ``"random"``: one dimension per sample; ``"all"``: every dimension for every
-            sample; or a LongTensor ``(D,)`` of dimensions applied to every sample.
-        n_interventions: values per (sample, dimension).
+        encode: images ``(B, *x)`` -> posterior (anything
+            :func:`~consistency.posterior_mean` reads).
+        generate: noise ``(B, n)`` -> images.
+        xblock: the model's :class:`~consistency.XBlock`, for causes, equivariance and the
+            learned graph.
+        modules: modules the library switches to eval mode for evaluations and whose BatchNorm
+            layers the losses freeze in their passes (with lambdas for ``encode`` / ``generate``,
+            give the model here). Modules among ``encode``, ``generate`` (or their bound
+            methods' owners) and ``xblock`` are found by themselves.
+        max_batch: largest batch sent through the networks at once (``None``: no limit).
 
-    Returns:
-        :class:`Interventions` with ``R = T * D * n_interventions`` rows, grouped by sample.
+    Example:
+        >>> import torch
+        >>> enc, dec = torch.nn.Linear(5, 2), torch.nn.Linear(2, 5)
+        >>> model = ResponseModel(enc, dec, max_batch=4)
+        >>> model.respond(torch.zeros(10, 2)).shape
+        torch.Size([10, 2])
+        >>> class AE(torch.nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.encoder, self.decoder = enc, dec
+        >>> ResponseModel.of(AE()).xblock is None
+        True
     """
-    prior = check_latents(prior, "prior").detach()
-    k = check_positive_int(n_interventions, "n_interventions")
-    if isinstance(values_from, AggregatePosterior):
-        width = values_from.dim
-    elif isinstance(values_from, Tensor):
-        check_latents(values_from, "values_from", finite=False)
-        if values_from.shape[0] == 0:
-            raise EmptySamplerError(
-                "values_from: the bank (M, n) is empty (M = 0); nothing to draw"
+
+    def __init__(
+        self,
+        encode: Encoder,
+        generate: Decoder,
+        *,
+        xblock: XBlock | None = None,
+        modules: Sequence[nn.Module] = (),
+        max_batch: int | None = None,
+    ) -> None:
+        if not callable(encode):
+            raise InvalidTypeError(
+                f"encode must be a callable images -> posterior; got {type(encode).__name__}"
             )
-        width = values_from.shape[1]
-    else:
-        raise InvalidTypeError(
-            "values_from must be an AggregatePosterior or a tensor (M, n); "
-            f"got {type(values_from).__name__}"
+        if not callable(generate):
+            raise InvalidTypeError(
+                f"generate must be a callable noise (B, n) -> images; got {type(generate).__name__}"
+            )
+        if xblock is not None and not isinstance(xblock, XBlock):
+            raise InvalidTypeError(f"xblock must be an XBlock or None; got {type(xblock).__name__}")
+        if isinstance(modules, nn.Module):
+            modules = (modules,)
+        for m in modules:
+            if not isinstance(m, nn.Module):
+                raise InvalidTypeError(f"modules must be nn.Modules; got {type(m).__name__}")
+        self.encode_fn: Encoder = encode
+        self.generate_fn: Decoder = generate
+        self._xblock = xblock
+        self._root: nn.Module | None = None
+        self.max_batch = None if max_batch is None else check_positive_int(max_batch, "max_batch")
+        self.modules: list[nn.Module] = modules_of(encode, generate, xblock, *modules)
+        self._xblock_checked = xblock is None
+
+    @classmethod
+    def of(
+        cls, model: object, *, max_batch: int | None = None, owner: str = "ResponseModel"
+    ) -> ResponseModel:
+        """The :class:`ResponseModel` of ``model``: itself when it is one (with ``max_batch``
+        where it has none); for an ``nn.Module``, its ``encode`` / ``generate`` methods, or its
+        ``encoder`` and ``decoder`` (through its ``latent``, when it has one). The XBlock is the
+        module's ``latent`` when that is one, else the one XBlock among its submodules.
+
+        Raises:
+            InvalidTypeError: ``model`` is none of these (the message says what is read).
+            InvalidValueError: the module holds more than one XBlock.
+        """
+        if isinstance(model, ResponseModel):
+            if max_batch is None or model.max_batch is not None:
+                return model
+            copy = cls.__new__(cls)
+            copy.__dict__.update(model.__dict__)
+            copy.max_batch = check_positive_int(max_batch, "max_batch")
+            return copy
+        if not isinstance(model, nn.Module):
+            kind = type(model).__name__
+            raise InvalidTypeError(
+                f"{owner}: the model must be an nn.Module with .encoder and .decoder (and "
+                ".latent, e.g. an XBlock), or with encode() and generate() methods, or a "
+                f"ResponseModel(encode, generate, xblock=...); got {kind}"
+                + (
+                    " (the encoder and the generative map go in together: "
+                    "ResponseModel(encoder, generate))"
+                    if callable(model)
+                    else ""
+                )
+            )
+        encode, generate = getattr(model, "encode", None), getattr(model, "generate", None)
+        if not (callable(encode) and callable(generate)):
+            encoder, decoder = getattr(model, "encoder", None), getattr(model, "decoder", None)
+            if not (callable(encoder) and callable(decoder)):
+                raise InvalidTypeError(
+                    f"{owner}: {type(model).__name__} has neither encode() and generate() nor "
+                    ".encoder and .decoder; build ResponseModel(encode, generate, "
+                    "xblock=..., modules=[model]) and pass that"
+                )
+            encode, generate = encoder, _LatentThenDecoder(model)
+        xblocks = [m for m in model.modules() if isinstance(m, XBlock)]
+        if len(xblocks) > 1:
+            raise InvalidValueError(
+                f"{owner}: {type(model).__name__} holds {len(xblocks)} XBlocks; say which one "
+                "is the latent block: ResponseModel(encode, generate, xblock=..., modules=[model])"
+            )
+        handle = cls(
+            encode,
+            generate,
+            xblock=xblocks[0] if xblocks else None,
+            modules=(model,),
+            max_batch=max_batch,
         )
-    if width != prior.shape[1]:
-        raise ShapeError(
-            f"axis 1 (latent width n) of prior is {prior.shape[1]} but values_from has n = {width}"
+        handle._root = model
+        handle._xblock_checked = True  # generate is the module's own map
+        return handle
+
+    @property
+    def xblock(self) -> XBlock | None:
+        """The model's XBlock (for a module read with :meth:`of`: its ``latent`` as it is now)."""
+        if self._root is not None:
+            latent = getattr(self._root, "latent", None)
+            if isinstance(latent, XBlock):
+                return latent
+        return self._xblock
+
+    def __repr__(self) -> str:
+        return (
+            f"ResponseModel(encode={self.encode_fn!r}, generate={self.generate_fn!r}, "
+            f"xblock={'yes' if self.xblock is not None else 'no'}, max_batch={self.max_batch})"
         )
-    t, n = prior.shape
-    device = prior.device
-    gen_device = generator.device if generator is not None else device
-    if isinstance(dims, str):
-        if dims == "random":
-            per_sample = torch.randint(n, (t, 1), generator=generator, device=gen_device).to(device)
-        elif dims == "all":
-            per_sample = torch.arange(n, device=device).expand(t, n)
-        else:
-            raise InvalidValueError(f'dims must be "random", "all" or a LongTensor; got {dims!r}')
-    else:
-        per_sample = dims.to(device=device, dtype=torch.long).expand(t, -1)
-    d = per_sample.shape[1]
-    dims_flat = per_sample.repeat_interleave(k, dim=1).reshape(-1)  # (T*D*K,)
-    source = torch.arange(t, device=device).repeat_interleave(d * k)
-    values = _values_from(values_from, dims_flat, generator).to(device=device, dtype=prior.dtype)
-    return Interventions(source, dims_flat, values, intervene(prior[source], dims_flat, values))
+
+    def _chunks(self, x: Tensor) -> list[Tensor]:
+        return list(x.split(self.max_batch)) if self.max_batch is not None else [x]
+
+    def _generate(self, noise: Tensor) -> Any:
+        """``generate_fn(noise)``; the first time, also checks that it runs the XBlock."""
+        xblock = self.xblock
+        if self._xblock_checked or xblock is None or is_compiling():
+            return self.generate_fn(noise)
+        calls: list[int] = []
+        hook = xblock.register_forward_hook(lambda *_: calls.append(1))
+        try:
+            out = self.generate_fn(noise)
+        finally:
+            hook.remove()
+        self._xblock_checked = True
+        if not calls:
+            warnings.warn(
+                "generate does not run the model's XBlock; pass the whole generative map (e.g. "
+                "model.generate or lambda n: model.decoder(model.latent(n))), not the decoder "
+                "alone",
+                stacklevel=user_stacklevel(),
+            )
+        return out
+
+    def means(self, images: Tensor) -> Tensor:
+        """Posterior means ``(B, n)`` of a batch of images (gradients as the caller's context)."""
+        return torch.cat([posterior_mean(self.encode_fn(c)) for c in self._chunks(images)])
+
+    def generate(self, noise: Tensor) -> Tensor:
+        """Images of noise ``(B, n)`` through the whole generative map."""
+        check_latents(noise, "noise", finite=False)
+        out = [self._generate(c) for c in self._chunks(noise)]
+        for o in out:
+            if not isinstance(o, Tensor):
+                raise InvalidTypeError(
+                    f"generate must return a Tensor of images; got {type(o).__name__} (adapt it: "
+                    'lambda n: out_of(generate(n)), e.g. ...["reconstruction"])'
+                )
+        return torch.cat(out)
+
+    def respond(self, noise: Tensor) -> Tensor:
+        """The response :math:`R(N) = E(G(N))` ``(B, n)`` (the library's one response map)."""
+        return response(self.encode_fn, self._generate, noise, max_batch=self.max_batch)
+
+    def causes(self, noise: Tensor) -> Tensor:
+        """The XBlock's causes ``S(N)`` ``(B, n * unit_size)``."""
+        xblock = self.xblock
+        if xblock is None:
+            raise InvalidTypeError("causes need an XBlock: the model has none")
+        return torch.cat([xblock(c) for c in self._chunks(noise)])
+
+    @contextlib.contextmanager
+    def evaluation(self, *extra: nn.Module) -> Iterator[None]:
+        """Every module involved (and ``extra`` ones) in eval mode, without gradients; the modes
+        are restored on exit."""
+        with torch.no_grad(), evaluation_mode(*self.modules, *extra):
+            yield
+
+    def frozen_batchnorm(
+        self, statistics: BatchNormHandling
+    ) -> contextlib.AbstractContextManager[None]:
+        """:func:`~consistency.frozen_batchnorm` over every module involved."""
+        return frozen_batchnorm(*self.modules, statistics=statistics)

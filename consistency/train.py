@@ -25,8 +25,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from . import _dist
+from .consistency_metric import ConsistencyMetric
 from .errors import DataFileError, InvalidValueError, MissingFileError
-from .metric import ConsistencyMetric
 from .models.families import PaperModel
 from .report import ConsistencyReport, SelfConsistencyTable
 
@@ -58,7 +58,7 @@ class TrainConfig:
     short and a long run and its floor keeps gradients flowing into the gate logits;
     ``"authors"`` is the authors' ``max(exp(-0.01 step), 0.01)``, which reaches its floor at
     step ~460 whatever the run length and then leaves about 5 % of gate draws with a gradient.
-    ``anneal_tau=True`` is a deprecated spelling of ``tau_schedule="authors"``.
+    The default is ``"anneal"``, the library's recipe (docs/method.md).
 
     ``grad_clip`` caps the global gradient norm before each Adam step (``None``: no cap). The
     norm is recorded every step (``history[i]["grad_norm"]``) either way.
@@ -77,10 +77,9 @@ class TrainConfig:
     device: str | None = None
     amp: bool = False
     compile: bool = False
-    tau_schedule: TauSchedule = "constant"
+    tau_schedule: TauSchedule = "anneal"
     tau_start: float = 1.0
     tau_end: float = 0.2
-    anneal_tau: bool = False
     warmup_steps: int = 0
     grad_clip: float | None = None
     time_limit: float | None = None
@@ -93,14 +92,6 @@ class TrainConfig:
     figures: bool = True
 
     def __post_init__(self) -> None:
-        if self.anneal_tau:
-            warnings.warn(
-                'TrainConfig(anneal_tau=True) is deprecated; use tau_schedule="authors"',
-                DeprecationWarning,
-                stacklevel=3,
-            )
-            self.tau_schedule = "authors"
-            self.anneal_tau = False
         if self.tau_schedule not in TAU_SCHEDULES:
             raise InvalidValueError(
                 f"tau_schedule must be one of {TAU_SCHEDULES}; got {self.tau_schedule!r}"
@@ -382,45 +373,20 @@ def train(
     distributed = _dist.is_distributed()
     rank = _dist.rank()
     world = torch.distributed.get_world_size() if distributed else 1
-    step_module: torch.nn.Module | None = None
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=config.lr)
-    per_epoch = max(1, data.shape[0] // config.batch_size)
-    sched = torch.optim.lr_scheduler.StepLR(
-        opt, step_size=config.halve_lr_every_epochs * per_epoch, gamma=0.5
-    )
-    start, history = 0, []
+    opt, sched = _optimiser(params, data.shape[0], config)
     ckpt_path = out / CHECKPOINT
-    if resume:
-        if not ckpt_path.exists():
-            raise MissingFileError(f"--resume: no checkpoint at {ckpt_path}")
-        ckpt = load_checkpoint(ckpt_path, map_location=device)
-        load_model_state(model, ckpt["model"], source=f"checkpoint {ckpt_path}")
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        _set_rng_state(ckpt["rng"])
-        start, history = int(ckpt["step"]), list(ckpt["history"])
+    start, history = _restore(ckpt_path, model, opt, sched, device) if resume else (0, [])
     if config.compile:
         model.encoder.compile()
         model.decoder.compile()
+    step_module: torch.nn.Module | None = None
     if distributed:
         step_module = torch.nn.parallel.DistributedDataParallel(
             _LossStep(model), device_ids=[device.index] if device.type == "cuda" else None
         )
     model.train()
-    bar = None
-    if config.progress:
-        try:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(
-                total=config.steps,
-                initial=start,
-                desc=f"{model.family}-{model.variant}",
-                dynamic_ncols=True,
-            )
-        except ImportError:
-            bar = None
+    bar = _progress_bar(config, start, f"{model.family}-{model.variant}")
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp)
     step, interrupted, time_limited = start, False, False
     t0 = time.perf_counter()
@@ -432,49 +398,19 @@ def train(
                 idx = idx[rank * per : (rank + 1) * per]
                 torch.manual_seed(config.seed * 1_000_003 + step * 1_009 + rank)
             x = data[idx].to(device, non_blocking=True)
-            tau = tau_at(step, config.steps, config.tau_schedule, config.tau_start, config.tau_end)
-            if model.xblock is not None and tau is not None:
-                model.xblock.tau = tau
-            if model.consistency is not None and config.warmup_steps > 0:
-                model.consistency.weight = model.consistency_weight * min(
-                    1.0, step / config.warmup_steps
-                )
+            _apply_schedules(model, step, config)
             lr = float(opt.param_groups[0]["lr"])
             with amp:
                 terms = step_module(x) if step_module is not None else model.loss(x)
-            opt.zero_grad(set_to_none=True)
-            terms.total.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                params, config.grad_clip if config.grad_clip is not None else math.inf
-            )
-            opt.step()
-            sched.step()
+            grad_norm = _optimiser_step(terms.total, params, opt, sched, config.grad_clip)
             step += 1
-            record = {"step": step, **{k: float(v.detach()) for k, v in terms._asdict().items()}}
-            record["lr"] = lr
-            record["grad_norm"] = float(grad_norm)
-            if model.consistency is not None:
-                record["consistency_weight"] = model.consistency.weight
-            if model.xblock is not None:
-                record["tau"] = model.xblock.tau
-            history.append(record)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(
-                    loss=f"{record['total']:.2f}",
-                    rec=f"{record['reconstruction']:.2f}",
-                    cons=f"{record['consistency']:.3g}",
-                    refresh=False,
-                )
+            history.append(_record(model, step, terms, lr, grad_norm))
+            _show(bar, history[-1])
             if config.checkpoint_every and step % config.checkpoint_every == 0 and rank == 0:
                 _save(ckpt_path, model, opt, sched, step, config, history)
-            if config.time_limit is not None:
-                stop = torch.tensor(float(time.perf_counter() - t0 >= config.time_limit))
-                if distributed:  # every rank stops at the same step, or the next one hangs
-                    torch.distributed.all_reduce(stop, op=torch.distributed.ReduceOp.MAX)
-                if bool(stop):
-                    time_limited = step < config.steps
-                    break
+            if config.time_limit is not None and _time_is_up(t0, config.time_limit, distributed):
+                time_limited = step < config.steps
+                break
     except KeyboardInterrupt:
         interrupted = True
         if rank == 0:
@@ -519,6 +455,109 @@ def train(
     return result
 
 
+def _optimiser(
+    params: list[torch.nn.Parameter], n_data: int, config: TrainConfig
+) -> tuple[torch.optim.Optimizer, Any]:
+    """Adam at ``config.lr``, halved every ``halve_lr_every_epochs`` epochs."""
+    opt = torch.optim.Adam(params, lr=config.lr)
+    per_epoch = max(1, n_data // config.batch_size)
+    sched = torch.optim.lr_scheduler.StepLR(
+        opt, step_size=config.halve_lr_every_epochs * per_epoch, gamma=0.5
+    )
+    return opt, sched
+
+
+def _restore(
+    ckpt_path: Path,
+    model: PaperModel,
+    opt: torch.optim.Optimizer,
+    sched: Any,
+    device: torch.device,
+) -> tuple[int, list[dict[str, float]]]:
+    """Model, optimiser, scheduler and RNG states from the checkpoint; its step and history."""
+    if not ckpt_path.exists():
+        raise MissingFileError(f"--resume: no checkpoint at {ckpt_path}")
+    ckpt = load_checkpoint(ckpt_path, map_location=device)
+    load_model_state(model, ckpt["model"], source=f"checkpoint {ckpt_path}")
+    opt.load_state_dict(ckpt["optimizer"])
+    sched.load_state_dict(ckpt["scheduler"])
+    _set_rng_state(ckpt["rng"])
+    return int(ckpt["step"]), list(ckpt["history"])
+
+
+def _progress_bar(config: TrainConfig, start: int, desc: str) -> Any:
+    if not config.progress:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=config.steps, initial=start, desc=desc, dynamic_ncols=True)
+
+
+def _apply_schedules(model: PaperModel, step: int, config: TrainConfig) -> None:
+    """The XBlock's τ and the consistency weight's warm-up at ``step``."""
+    tau = tau_at(step, config.steps, config.tau_schedule, config.tau_start, config.tau_end)
+    if model.xblock is not None and tau is not None:
+        model.xblock.tau = tau
+    if model.consistency is not None and config.warmup_steps > 0:
+        model.consistency.weight = model.consistency_weight * min(1.0, step / config.warmup_steps)
+
+
+def _optimiser_step(
+    total: Tensor,
+    params: list[torch.nn.Parameter],
+    opt: torch.optim.Optimizer,
+    sched: Any,
+    grad_clip: float | None,
+) -> float:
+    """Backward, the gradient norm (capped at ``grad_clip``), an optimiser and scheduler step;
+    the norm before the cap."""
+    opt.zero_grad(set_to_none=True)
+    total.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(
+        params, grad_clip if grad_clip is not None else math.inf
+    )
+    opt.step()
+    sched.step()
+    return float(grad_norm)
+
+
+def _record(
+    model: PaperModel, step: int, terms: Any, lr: float, grad_norm: float
+) -> dict[str, float]:
+    """One row of the history: the loss terms, learning rate, gradient norm, weight and τ."""
+    record = {"step": step, **{k: float(v.detach()) for k, v in terms._asdict().items()}}
+    record["lr"] = lr
+    record["grad_norm"] = grad_norm
+    if model.consistency is not None:
+        record["consistency_weight"] = model.consistency.weight
+    if model.xblock is not None:
+        record["tau"] = model.xblock.tau
+    return record
+
+
+def _show(bar: Any, record: dict[str, float]) -> None:
+    if bar is None:
+        return
+    bar.update(1)
+    bar.set_postfix(
+        loss=f"{record['total']:.2f}",
+        rec=f"{record['reconstruction']:.2f}",
+        cons=f"{record['consistency']:.3g}",
+        refresh=False,
+    )
+
+
+def _time_is_up(t0: float, limit: float, distributed: bool) -> bool:
+    """Whether ``limit`` seconds have passed; under DDP, on any rank (every rank stops at the
+    same step, or the next collective hangs)."""
+    stop = torch.tensor(float(time.perf_counter() - t0 >= limit))
+    if distributed:
+        torch.distributed.all_reduce(stop, op=torch.distributed.ReduceOp.MAX)
+    return bool(stop)
+
+
 class _LossStep(torch.nn.Module):
     """``model.loss`` as a module's forward: what ``DistributedDataParallel`` wraps."""
 
@@ -545,12 +584,9 @@ def evaluate_model(
     if _dist.is_distributed():  # each rank its share; the metric gathers them all
         data = data[rank :: torch.distributed.get_world_size()]
     metric = ConsistencyMetric(
-        model.noise,
-        model.generate,
+        model,
         n=model.n,
         capacity=max(2, data.shape[0]),
-        xblock=model.xblock,
-        model=model,
         n_samples=config.eval_samples,
         n_interventions=config.eval_interventions,
         seed=config.seed,

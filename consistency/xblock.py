@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from ._checks import check_latents, check_positive_int
 from .errors import InvalidValueError, ShapeError
+from .recipe import FAITHFUL, RECIPE
 
 __all__ = ["GateMovement", "XBlock"]
 
@@ -72,10 +73,16 @@ class XBlock(nn.Module):
         hidden: hidden widths of every :math:`f_i`.
         tau: gate temperature (> 0).
         hard: 0/1 gates (straight-through estimator in training, ``1[alpha > 0]`` at eval).
-        out_activation: module applied to each unit's output (``None``: none; the authors used Mish).
-        logit_init_std: gate logits start from ``N(0, std^2)`` (0, the default: every gate starts
-            undecided at 0.5, so the initialisation does not choose the graph; the authors'
-            code used 1).
+        out_activation: module (or module factory) applied to each unit's output; ``"mish"``:
+            ``nn.Mish()``, as the authors' code; ``None`` (default): none.
+        logit_init_mean, logit_init_std: gate logits start from ``N(mean, std^2)``. The
+            default, mean -3 and std 0, starts every edge closed (an eval-mode gate of
+            ``sigmoid(-3 / tau)``; in training about 5 % of Gumbel draws open an edge): a retrofit
+            starts from the model it was given and opens an edge only when training asks for
+            it. Gates that start undecided at 0.5 (mean 0) let every unit mix all its parents
+            from the first step; on a user's MLP autoencoder that made the retrofit less
+            consistent than its plain twin (docs/method.md, "Deviations"). The authors' code
+            used mean 0, std 1.
         learn_gates: ``False`` keeps the gates fixed at their initial values (a buffer, not a
             parameter), as the paper's CelebA X models did.
         init: ``"xavier"`` (default): Glorot-uniform weights and zero biases in every
@@ -86,7 +93,11 @@ class XBlock(nn.Module):
         residual: ``Z_i = N_i + f_i(...)`` (``N_i`` added to each of the unit's ``u`` dims), with
             the last layer of every :math:`f_i` starting at zero, so the block starts as the
             identity (for ``u = 1``) and a retrofit starts from the model it was given; same
-            parameters as the plain form.
+            parameters as the plain form. Default ``True``; the paper's units are not residual.
+
+    The defaults are the library's recipe (:data:`consistency.recipe.RECIPE`, docs/method.md);
+    :meth:`faithful` builds the paper's block (non-residual units ending in Mish, gate logits
+    from ``N(0, 1)``).
 
     The gate logits at initialisation are kept in the buffer ``initial_gate_logits``, so that
     :meth:`gate_movement` can tell learned gates from frozen ones.
@@ -113,11 +124,12 @@ class XBlock(nn.Module):
         hidden: Sequence[int] = (10, 10),
         tau: float = 0.5,
         hard: bool = False,
-        out_activation: nn.Module | Callable[[], nn.Module] | None = None,
-        logit_init_std: float = 0.0,
+        out_activation: nn.Module | Callable[[], nn.Module] | Literal["mish"] | None = None,
+        logit_init_mean: float = RECIPE.gate_init_mean,
+        logit_init_std: float = RECIPE.gate_init_std,
         learn_gates: bool = True,
-        init: Init = "xavier",
-        residual: bool = False,
+        init: Init = RECIPE.xblock_init,
+        residual: bool = RECIPE.xblock_residual,
     ) -> None:
         super().__init__()
         self.n = check_positive_int(n, "n")
@@ -138,17 +150,30 @@ class XBlock(nn.Module):
                 last = cast(nn.Linear, cast(nn.Sequential, unit)[-1])
                 nn.init.zeros_(last.weight)
                 nn.init.zeros_(last.bias)
-        if out_activation is not None and not isinstance(out_activation, nn.Module):
+        if out_activation == "mish":
+            out_activation = nn.Mish()
+        elif out_activation is not None and not isinstance(out_activation, nn.Module):
+            if not callable(out_activation):
+                raise InvalidValueError(
+                    'out_activation must be an nn.Module, a module factory, "mish" or None; '
+                    f"got {out_activation!r}"
+                )
             out_activation = out_activation()
         self.out_activation = out_activation
         parents, children = torch.triu_indices(self.n, self.n, offset=1)
         self.register_buffer("edge_index", torch.stack([parents, children]), persistent=False)
-        logits = torch.randn(parents.numel()) * logit_init_std
+        logits = torch.randn(parents.numel()) * logit_init_std + logit_init_mean
         self.register_buffer("initial_gate_logits", logits.clone())
         if learn_gates:
             self.gate_logits = nn.Parameter(logits)
         else:  # fixed gates (a buffer): the paper's CelebA X runs, whose Table 4 counts have no logits
             self.register_buffer("gate_logits", logits)
+
+    @classmethod
+    def faithful(cls, n: int, unit_size: int = 1, **kw: object) -> XBlock:
+        """The paper's XBlock (:data:`consistency.recipe.FAITHFUL`): non-residual units with
+        Mish outputs, gate logits from ``N(0, 1)``; ``kw`` overrides any argument."""
+        return cls(n, unit_size, **{**FAITHFUL.xblock_kwargs(), **kw})
 
     @property
     def out_features(self) -> int:

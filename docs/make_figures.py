@@ -10,7 +10,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from consistency import AggregatePosterior, ConsistencyEvaluator, InvarianceLoss, XBlock, plots
+from consistency import (
+    AggregatePosterior,
+    ConsistencyEvaluator,
+    InvarianceLoss,
+    ResponseModel,
+    XBlock,
+    plots,
+)
 
 torch.manual_seed(0)
 n, side = 4, 12
@@ -41,7 +48,7 @@ def decoder(z: torch.Tensor) -> torch.Tensor:
 
 params = [*encoder.parameters(), *block.parameters(), *cause_decoder.parameters()]
 opt = torch.optim.Adam(params, lr=3e-3)
-inv = InvarianceLoss(encoder, decoder, None, weight=1.0)
+inv = InvarianceLoss(ResponseModel(encoder, decoder), weight=1.0)
 for _step in range(600):
     x = images[torch.randint(len(images), (128,))]
     z = encoder(x)
@@ -55,11 +62,8 @@ q = AggregatePosterior(n)
 with torch.no_grad():
     q.update(encoder(images))
 ev = ConsistencyEvaluator(
-    encoder,
-    decoder,
+    ResponseModel(encoder, decoder, xblock=block, modules=[cause_decoder]),
     q,
-    xblock=block,
-    model=cause_decoder,
     n_samples=500,
     generator=torch.Generator().manual_seed(0),
     progress=False,

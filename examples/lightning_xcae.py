@@ -9,7 +9,7 @@ Nothing here is special to Lightning in the library: the module is the three-lin
 the README, and ``ConsistencyMetric`` is an ``nn.Module`` with ``update`` / ``compute`` /
 ``reset`` whose state syncs across ranks under ``torch.distributed`` (so DDP strategies need
 nothing more). Gradients of the consistency term flow through Lightning's normal
-``training_step``; ``frozen_batchnorm`` keeps the generated images out of BatchNorm statistics.
+``training_step``; the loss keeps the generated images out of BatchNorm statistics.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from consistency import (
     ConsistencyMetric,
     InvarianceLoss,
     XBlock,
-    frozen_batchnorm,
 )
 from consistency.data import SceneDataset
 
@@ -59,14 +58,10 @@ class XCAE(L.LightningModule):
         self.encoder, self.decoder = conv_autoencoder()
         self.latent = XBlock(N, 1)
         self.sampler = AggregatePosterior(N)
-        self.invariance = InvarianceLoss(
-            self.encoder, generate=self.generate, weight=weight, prior="hybrid", reference="prior",
-            n_samples=32,
-        )  # fmt: skip
-        self.metric = ConsistencyMetric(
-            self.encoder, generate=self.generate, n=N, xblock=self.latent, model=self,
-            n_samples=eval_samples, n_interventions=3,
-        )  # fmt: skip
+        # the module itself is the model (.encoder, .latent, .decoder); the loss puts its
+        # BatchNorm layers in eval mode during the consistency passes
+        self.invariance = InvarianceLoss(self, weight=weight)
+        self.metric = ConsistencyMetric(self, n_samples=eval_samples, n_interventions=3)
 
     def generate(self, noise: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.latent(noise))
@@ -76,8 +71,7 @@ class XCAE(L.LightningModule):
         noise = self.encoder(x)
         self.sampler.update(noise.detach())
         reconstruction = (self.generate(noise) - x).square().sum((1, 2, 3)).mean()
-        with frozen_batchnorm(self):
-            consistency = self.invariance(noise)
+        consistency = self.invariance(noise)
         self.log_dict({"train/reconstruction": reconstruction, "train/consistency": consistency})
         return reconstruction + consistency
 

@@ -94,9 +94,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float | None]]:
             eval_share[label] = result.eval_seconds / timings[label]
         model.eval()
         with torch.no_grad():
-            means = torch.cat([model.noise(x.to(device)).cpu() for x in test_set.images.split(512)])
+            means = torch.cat([model.means(x.to(device)).cpu() for x in test_set.images.split(512)])
         matching = match_latents(means, test_set.factors)
-        data_inv = data_invariance(model.noise, scene, matching, device=device)
+        data_inv = data_invariance(model.means, scene, matching, device=device)
         report, scn = result.report, result.self_consistency
         if report is None or scn is None:  # interrupted with Ctrl-C: the checkpoint is saved
             return rows

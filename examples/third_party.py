@@ -24,8 +24,8 @@ from consistency import (
     AggregatePosterior,
     ConsistencyMetric,
     InvarianceLoss,
+    ResponseModel,
     XBlock,
-    frozen_batchnorm,
 )
 from consistency.data import mnist
 
@@ -57,9 +57,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         return vae.decoder(vae.latent(noise))["reconstruction"]
 
     sampler = AggregatePosterior(N)
-    invariance = InvarianceLoss(
-        vae.encoder, generate=generate, weight=4.0, prior="hybrid", reference="prior", n_samples=32
-    )
+    # pythae's VAE has .encoder and .decoder, but its decoder returns a ModelOutput: hand the
+    # library the adapted generative map, and the VAE for its modules (BatchNorm, modes)
+    model = ResponseModel(vae.encoder, generate, xblock=vae.latent, modules=[vae])
+    invariance = InvarianceLoss(model)
     opt = torch.optim.Adam(vae.parameters(), lr=args.lr)
     train_x = mnist(args.data_root, "train").images
     test_x = mnist(args.data_root, "test").images[: args.eval_images]
@@ -73,8 +74,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         sampler.update(mu)
         reconstruction = (generate(noise) - x).square().sum((1, 2, 3)).mean()
         kl = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(1).mean()
-        with frozen_batchnorm(vae):
-            consistency = invariance(mu)  # encoder output read by posterior_mean (embedding)
+        consistency = invariance(mu)
         loss = reconstruction + args.beta * kl + consistency
         opt.zero_grad()
         loss.backward()
@@ -86,10 +86,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             )
 
     vae.eval()
-    metric = ConsistencyMetric(
-        vae.encoder, generate=generate, n=N, xblock=vae.latent, model=vae,
-        n_samples=args.eval_samples, n_interventions=3, progress=False,
-    )  # fmt: skip
+    metric = ConsistencyMetric(model, n_samples=args.eval_samples, n_interventions=3)
     for chunk in test_x.split(256):
         metric.update(chunk)
     result = metric.compute()

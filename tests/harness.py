@@ -26,15 +26,20 @@ def oracle_invariance_loss(
     dims: Tensor,
     values: Tensor,
     normalise: str | None = None,
+    reference: str = "response",
 ) -> Tensor:
-    """Algorithm 1 row by row: mean_k 1/n sum_{i != m_k} (R(Ñ^k)_i - R(N^k)_i)^2 / s_i, with
-    s_i the (biased) variance over the prior rows of N_i (``normalise="prior"``) or of R(N)_i
+    """Algorithm 1 row by row: mean_k 1/n sum_{i != m_k} (R(Ñ^k)_i - c^k_i)^2 / s_i, with
+    c = R(N) (``reference="response"``) or c = N (``"noise"``), and
+    s_i the (biased) variance over the prior rows of N_i (``normalise="noise"``) or of R(N)_i
     (``"response"``), else 1."""
     n = prior.shape[1]
-    refs = [respond_one(encoder, decoder, prior[t]) for t in range(prior.shape[0])]
+    refs = [
+        respond_one(encoder, decoder, prior[t]) if reference == "response" else prior[t]
+        for t in range(prior.shape[0])
+    ]
     scale = [1.0] * n
     if normalise is not None:
-        rows = [prior[t] for t in range(prior.shape[0])] if normalise == "prior" else refs
+        rows = [prior[t] for t in range(prior.shape[0])] if normalise == "noise" else refs
         for i in range(n):
             col = [float(r[i].detach()) for r in rows]
             mu = sum(col) / len(col)
@@ -64,7 +69,7 @@ def oracle_equivariance_loss(
 ) -> Tensor:
     """Algorithm 2 row by row: mean_k 1/n sum_i ||S(Ñ^k)_i - S(Ň'^k)_i||^2 / s_i with
     Ň' = I(R(Ñ)); s_i the summed per-dim (biased) variance of unit i of S(N) over the prior rows
-    (``normalise="prior"``) or of S(Ñ) over the intervened rows (``"response"``), else 1."""
+    (``normalise="noise"``) or of S(Ñ) over the intervened rows (``"response"``), else 1."""
     pairs = []
     for k in range(dims.shape[0]):
         moved = prior[int(source[k])].clone()
@@ -76,7 +81,7 @@ def oracle_equivariance_loss(
         )
     scale = [1.0] * n_units
     if normalise is not None:
-        if normalise == "prior":
+        if normalise == "noise":
             units = [causes(prior[t][None])[0].view(n_units, -1) for t in range(prior.shape[0])]
         else:
             units = [a for a, _ in pairs]

@@ -22,6 +22,7 @@ from consistency import (
     ConsistencyEvaluator,
     EquivarianceLoss,
     InvarianceLoss,
+    ResponseModel,
     XBlock,
     draw_interventions,
     frozen_batchnorm,
@@ -82,7 +83,14 @@ def _with_frozen(w: World) -> None:
 
 
 def _loss_call(w: World, latents: torch.Tensor) -> None:
-    InvarianceLoss(w.encoder, w.decoder, w.sampler)(latents)
+    InvarianceLoss(
+        ResponseModel(w.encoder, w.decoder),
+        w.sampler,
+        sampling="posterior",
+        n_samples=None,
+        weight=1.0,
+        reference="response",
+    )(latents)
 
 
 # (case id, call, exception type, substrings the message must contain)
@@ -182,37 +190,83 @@ CASES: list[tuple[str, Callable[[World], object], type[Exception], tuple[str, ..
     # the losses
     (
         "loss unknown dims",
-        lambda w: InvarianceLoss(w.encoder, w.decoder, w.sampler, dims="some"),
+        lambda w: InvarianceLoss(
+            ResponseModel(w.encoder, w.decoder),
+            w.sampler,
+            dims="some",
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
+            reference="response",
+        ),
         ValueError,
         ("dims", "some"),
     ),  # type: ignore[arg-type]
     (
-        "loss unknown prior",
-        lambda w: InvarianceLoss(w.encoder, w.decoder, w.sampler, prior="normal"),
+        "loss unknown sampling",
+        lambda w: InvarianceLoss(
+            ResponseModel(w.encoder, w.decoder),
+            w.sampler,
+            sampling="normal",
+            n_samples=None,
+            weight=1.0,
+            reference="response",
+        ),
         ValueError,
-        ("mode", "normal"),
+        ("sampling", "normal"),
     ),
     (
         "loss unknown normalise",
-        lambda w: InvarianceLoss(w.encoder, w.decoder, w.sampler, normalise="std"),
+        lambda w: InvarianceLoss(
+            ResponseModel(w.encoder, w.decoder),
+            w.sampler,
+            normalise="std",
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
+            reference="response",
+        ),
         ValueError,
         ("normalise", "std"),
     ),  # type: ignore[arg-type]
     (
-        "loss unknown values_from",
-        lambda w: EquivarianceLoss(w.encoder, w.decoder, w.sampler, values_from="bank"),
+        "loss unknown intervention_values",
+        lambda w: EquivarianceLoss(
+            ResponseModel(w.encoder, w.decoder),
+            w.sampler,
+            intervention_values="bank",
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
+            stop_reference=False,
+        ),
         ValueError,
-        ("values_from", "bank"),
+        ("intervention_values", "bank"),
     ),  # type: ignore[arg-type]
     (
         "loss sampler of wrong type",
-        lambda w: InvarianceLoss(w.encoder, w.decoder, torch.zeros(3)),
+        lambda w: InvarianceLoss(
+            ResponseModel(w.encoder, w.decoder),
+            torch.zeros(3),
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
+            reference="response",
+        ),
         TypeError,
         ("sampler", "Tensor"),
     ),  # type: ignore[arg-type]
     (
         "loss n_interventions 0",
-        lambda w: InvarianceLoss(w.encoder, w.decoder, w.sampler, n_interventions=0),
+        lambda w: InvarianceLoss(
+            ResponseModel(w.encoder, w.decoder),
+            w.sampler,
+            n_interventions=0,
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
+            reference="response",
+        ),
         ValueError,
         ("n_interventions", "0"),
     ),
@@ -225,54 +279,70 @@ CASES: list[tuple[str, Callable[[World], object], type[Exception], tuple[str, ..
     ),
     (
         "loss with n < 2",
-        lambda w: InvarianceLoss(nn.Linear(5, 1), nn.Linear(1, 5), None)(torch.randn(4, 1)),
+        lambda w: InvarianceLoss(
+            ResponseModel(nn.Linear(5, 1), nn.Linear(1, 5)),
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
+            reference="response",
+        )(torch.randn(4, 1)),
         ValueError,
         ("n", "1"),
     ),
     (
         "loss without latents or sampler",
-        lambda w: InvarianceLoss(w.encoder, w.decoder, None)(),
+        lambda w: InvarianceLoss(
+            ResponseModel(w.encoder, w.decoder),
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
+            reference="response",
+        )(),
         ValueError,
         ("latents", "sampler"),
     ),
     # the evaluator
     (
         "evaluator unknown convention",
-        lambda w: ConsistencyEvaluator(w.encoder, w.decoder, w.sampler, convention="paper"),
+        lambda w: ConsistencyEvaluator(
+            ResponseModel(w.encoder, w.decoder), w.sampler, convention="paper"
+        ),
         ValueError,
         ("convention", "paper"),
     ),  # type: ignore[arg-type]
     (
         "evaluator n_samples 0",
-        lambda w: ConsistencyEvaluator(w.encoder, w.decoder, w.sampler, n_samples=0),
+        lambda w: ConsistencyEvaluator(ResponseModel(w.encoder, w.decoder), w.sampler, n_samples=0),
         ValueError,
         ("n_samples", "0"),
     ),
     (
-        "evaluator batch_size float",
-        lambda w: ConsistencyEvaluator(w.encoder, w.decoder, w.sampler, batch_size=1.5),
+        "evaluator max_batch float",
+        lambda w: ConsistencyEvaluator(
+            ResponseModel(w.encoder, w.decoder), w.sampler, max_batch=1.5
+        ),
         TypeError,
-        ("batch_size", "float"),
+        ("max_batch", "float"),
     ),  # type: ignore[arg-type]
     (
         "evaluator empty sampler",
         lambda w: ConsistencyEvaluator(
-            w.encoder, w.decoder, AggregatePosterior(N), progress=False
+            ResponseModel(w.encoder, w.decoder), AggregatePosterior(N), progress=False
         ).evaluate(),
         ValueError,
         ("empty",),
     ),
     (
         "evaluator unknown mode",
-        lambda w: ConsistencyEvaluator(w.encoder, w.decoder, w.sampler, progress=False).evaluate(
-            "grid"
-        ),
+        lambda w: ConsistencyEvaluator(
+            ResponseModel(w.encoder, w.decoder), w.sampler, progress=False
+        ).evaluate("grid"),
         ValueError,
         ("mode", "grid"),
     ),
     (
         "evaluator sampler of wrong type",
-        lambda w: ConsistencyEvaluator(w.encoder, w.decoder, [1, 2]),
+        lambda w: ConsistencyEvaluator(ResponseModel(w.encoder, w.decoder), [1, 2]),
         TypeError,
         ("sampler", "list"),
     ),  # type: ignore[arg-type]

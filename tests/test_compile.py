@@ -15,7 +15,7 @@ import torch
 import torch._dynamo as dynamo
 from torch import nn
 
-from consistency import AggregatePosterior, EquivarianceLoss, InvarianceLoss, XBlock
+from consistency import AggregatePosterior, EquivarianceLoss, InvarianceLoss, ResponseModel, XBlock
 
 
 def _parts(kind: str):  # type: ignore[no-untyped-def]
@@ -29,9 +29,21 @@ def _parts(kind: str):  # type: ignore[no-untyped-def]
         return dec(xb(n))
 
     loss = (
-        InvarianceLoss(enc, generate=generate, prior="hybrid", reference="prior", n_samples=8)
+        InvarianceLoss(
+            ResponseModel(enc, generate),
+            sampling="hybrid",
+            reference="noise",
+            n_samples=8,
+            weight=1.0,
+        )
         if kind == "invariance"
-        else EquivarianceLoss(enc, generate=generate, xblock=xb, prior="hybrid", n_samples=8)
+        else EquivarianceLoss(
+            ResponseModel(enc, generate, xblock=xb),
+            sampling="hybrid",
+            n_samples=8,
+            weight=1.0,
+            stop_reference=False,
+        )
     )
     params = [*enc.parameters(), *dec.parameters(), *xb.parameters()]
 

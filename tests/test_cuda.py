@@ -15,6 +15,7 @@ from consistency import (
     ConsistencyEvaluator,
     EquivarianceLoss,
     InvarianceLoss,
+    ResponseModel,
     XBlock,
 )
 
@@ -66,9 +67,23 @@ def test_losses_on_cuda_float32_and_bf16(kind: str, amp: bool) -> None:
     block = XBlock(4, 1).to(CUDA)
     generate = lambda noise: dec(block(noise))  # noqa: E731
     if kind == "invariance":
-        loss_fn: nn.Module = InvarianceLoss(enc, generate, q)
+        loss_fn: nn.Module = InvarianceLoss(
+            ResponseModel(enc, generate),
+            q,
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
+            reference="response",
+        )
     else:
-        loss_fn = EquivarianceLoss(enc, generate, q, xblock=block)
+        loss_fn = EquivarianceLoss(
+            ResponseModel(enc, generate, xblock=block),
+            q,
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
+            stop_reference=False,
+        )
     x = torch.randn(32, 16, device=CUDA)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
         loss = loss_fn(enc(x))
@@ -86,8 +101,24 @@ def test_losses_on_cuda_float32_and_bf16(kind: str, amp: bool) -> None:
         for b in banks:
             b.update(value)
         kw = dict(dims="all", values_from="sampler")
-        cpu = InvarianceLoss(cpu_enc, cpu_dec, banks[0], **kw)(latents)  # type: ignore[arg-type]
-        gpu = InvarianceLoss(enc, dec, banks[1], **kw)(latents.to(CUDA))  # type: ignore[arg-type]
+        cpu = InvarianceLoss(
+            ResponseModel(cpu_enc, cpu_dec),
+            banks[0],
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
+            reference="response",
+            **kw,
+        )(latents)  # type: ignore[arg-type]
+        gpu = InvarianceLoss(
+            ResponseModel(enc, dec),
+            banks[1],
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
+            reference="response",
+            **kw,
+        )(latents.to(CUDA))  # type: ignore[arg-type]
         assert gpu.device.type == "cuda"
         assert float(gpu.detach()) == pytest.approx(float(cpu.detach()), rel=1e-4)
 
@@ -119,11 +150,13 @@ def test_evaluator_on_cuda_float32_and_bf16(amp: bool) -> None:
     block = XBlock(4, 1).to(CUDA)
     q = _filled_sampler()
     ev = ConsistencyEvaluator(
-        enc,
-        lambda noise: dec(block(noise)),
+        ResponseModel(
+            enc,
+            lambda noise: dec(block(noise)),
+            xblock=block,
+            modules=[nn.ModuleList([enc, dec, block])],
+        ),
         q,
-        xblock=block,
-        model=nn.ModuleList([enc, dec, block]),
         n_samples=64,
         n_interventions=2,
         progress=False,
@@ -135,7 +168,7 @@ def test_evaluator_on_cuda_float32_and_bf16(amp: bool) -> None:
     assert bool(torch.isfinite(report.invariance).all())
     assert bool(torch.isfinite(report.self_consistency).all())
     identity = ConsistencyEvaluator(
-        lambda x: x, lambda z: z, q, n_samples=64, n_interventions=2, progress=False
+        ResponseModel(lambda x: x, lambda z: z), q, n_samples=64, n_interventions=2, progress=False
     ).evaluate()
     assert identity.mean_invariance == pytest.approx(1.0, abs=1e-6)
     assert identity.mean_self_consistency == pytest.approx(1.0, abs=1e-6)

@@ -21,7 +21,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from consistency import AggregatePosterior, EquivarianceLoss, InvarianceLoss, XBlock, rank_generator
+from consistency import (
+    AggregatePosterior,
+    EquivarianceLoss,
+    InvarianceLoss,
+    XBlock,
+    rank_generator,
+)
 
 N, WIDTH, BATCH, STEPS, WORLD = 3, 8, 6, 3, 2
 
@@ -43,16 +49,15 @@ class _Step(nn.Module):
         self.latent: nn.Module = XBlock(N, 1).double() if kind == "equivariance" else nn.Identity()
         self.sampler = AggregatePosterior(N, capacity=64, dtype=torch.float64)
         self.use_consistency = consistency
-        common = dict(sampler=self.sampler, generator=generator, prior="hybrid", n_samples=4)
+        common = dict(
+            sampler=self.sampler, generator=generator, sampling="hybrid", n_samples=4, weight=1.0
+        )
+        # the step module itself is the model (.encoder, .latent, .decoder)
         if kind == "equivariance":
             assert isinstance(self.latent, XBlock)
-            self.consistency: nn.Module = EquivarianceLoss(
-                self.encoder, generate=self.generate, xblock=self.latent, **common
-            )
+            self.consistency: nn.Module = EquivarianceLoss(self, stop_reference=False, **common)
         else:
-            self.consistency = InvarianceLoss(
-                self.encoder, generate=self.generate, reference="prior", **common
-            )
+            self.consistency = InvarianceLoss(self, reference="noise", **common)
 
     def generate(self, noise: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.latent(noise))

@@ -15,6 +15,7 @@ from consistency import (
     AggregatePosterior,
     ConsistencyEvaluator,
     EmptySamplerError,
+    ResponseModel,
     ShapeError,
     XBlock,
 )
@@ -33,8 +34,16 @@ def bank(
 def evaluator(enc, dec, q, seed: int = 0, **kw) -> ConsistencyEvaluator:  # type: ignore[no-untyped-def]
     kw.setdefault("n_samples", 200)
     kw.setdefault("n_interventions", 4)
+    if "batch_size" in kw:
+        kw["max_batch"] = kw.pop("batch_size")
+    xblock, modules = kw.pop("xblock", None), kw.pop("model", None)
+    handle = ResponseModel(enc, dec, xblock=xblock, modules=[modules] if modules else [])
     return ConsistencyEvaluator(
-        enc, dec, q, generator=torch.Generator().manual_seed(seed), progress=False, **kw
+        handle,
+        q,
+        generator=torch.Generator().manual_seed(seed),
+        progress=False,
+        **kw,
     )
 
 
@@ -141,7 +150,7 @@ def test_restores_train_eval_state_and_uses_eval() -> None:
         return enc(x)
 
     ev = ConsistencyEvaluator(
-        spy, dec, q, model=enc, n_samples=20, n_interventions=2, progress=False
+        ResponseModel(spy, dec, modules=[enc]), q, n_samples=20, n_interventions=2, progress=False
     )
     ev.evaluate()
     assert seen and not any(seen)
@@ -181,7 +190,7 @@ def test_zero_variance_is_nan_with_warning() -> None:
 
 def test_report_table_dict_and_save(tmp_path) -> None:  # type: ignore[no-untyped-def]
     q = bank(3)
-    block = XBlock(3)
+    block = XBlock(3, logit_init_mean=0.0)
     with torch.no_grad():
         block.gate_logits.copy_(torch.tensor([0.5, -0.25, 0.0]))  # one decision changed
     report = evaluator(lambda x: x, lambda z: z, q, xblock=block.double()).evaluate("uniform")
@@ -255,10 +264,10 @@ def test_traversal_grid_bounds_and_defaults() -> None:
 
 def test_errors() -> None:
     with pytest.raises(EmptySamplerError, match="empty AggregatePosterior"):
-        ConsistencyEvaluator(lambda x: x, lambda z: z, AggregatePosterior(3))
+        ConsistencyEvaluator(ResponseModel(lambda x: x, lambda z: z), AggregatePosterior(3))
     q = bank(3)
     with pytest.raises(ValueError, match="n_samples must be >= 2"):
-        ConsistencyEvaluator(lambda x: x, lambda z: z, q, n_samples=1)
+        ConsistencyEvaluator(ResponseModel(lambda x: x, lambda z: z), q, n_samples=1)
     ev = evaluator(lambda x: x, lambda z: z, q)
     with pytest.raises(ValueError, match="mode must be one of"):
         ev.evaluate("gaussian")
@@ -289,20 +298,28 @@ def test_same_generator_seed_same_report() -> None:
     assert a.mmd_hybrid == b.mmd_hybrid
 
 
-def test_evaluator_generate_keyword_alias_and_xblock_check() -> None:
+def test_evaluator_takes_the_model_and_checks_the_xblock_at_first_use() -> None:
+    import warnings
+
     q = bank(3)
     block = XBlock(3).double()
-    gen = lambda z: block(z)  # noqa: E731
-    with pytest.warns(
-        DeprecationWarning, match="ConsistencyEvaluator\\(decoder=...\\) is deprecated"
-    ):
-        old = ConsistencyEvaluator(
-            lambda x: x, decoder=gen, sampler=q, xblock=block, progress=False
-        )
-    new = ConsistencyEvaluator(lambda x: x, generate=gen, sampler=q, xblock=block, progress=False)
-    assert old.generate_fn is gen and new.decoder is gen
-    with pytest.warns(UserWarning, match="generate does not run the XBlock"):
-        ConsistencyEvaluator(lambda x: x, lambda z: z, q, xblock=block, progress=False)
+
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder, self.latent, self.decoder = nn.Identity(), block, nn.Identity()
+
+    model = Model()
+    ev = ConsistencyEvaluator(model, q, n_samples=8, progress=False)
+    assert ev.xblock is block and model in ev.model.modules
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ev.evaluate()
+    skipping = ConsistencyEvaluator(
+        ResponseModel(lambda x: x, lambda z: z, xblock=block), q, n_samples=8, progress=False
+    )
+    with pytest.warns(UserWarning, match="generate does not run the model's XBlock"):
+        skipping.evaluate()
 
 
 def test_self_consistency_table_modes_generator_and_authors_convention() -> None:
@@ -335,12 +352,12 @@ def test_progress_bar_counts_intervention_blocks(capsys) -> None:  # type: ignor
     pytest.importorskip("tqdm")
     q = bank(3)
     ConsistencyEvaluator(
-        lambda x: x, lambda z: z, q, n_samples=20, n_interventions=2, progress=True
+        ResponseModel(lambda x: x, lambda z: z), q, n_samples=20, n_interventions=2, progress=True
     ).evaluate("hybrid")
     err = capsys.readouterr().err
     assert "consistency (hybrid)" in err and "/6 " in err  # total: n * K = 6 blocks
     ConsistencyEvaluator(
-        lambda x: x, lambda z: z, q, n_samples=20, n_interventions=2, progress=False
+        ResponseModel(lambda x: x, lambda z: z), q, n_samples=20, n_interventions=2, progress=False
     ).evaluate()
     assert capsys.readouterr().err == ""
 
@@ -392,8 +409,8 @@ def test_authors_self_consistency_iterates_the_response_ten_times() -> None:
 
 def test_constructor_defaults_bounds_and_messages() -> None:
     q = bank(3)
-    ev = ConsistencyEvaluator(lambda x: x, lambda z: z, q)
-    assert (ev.n_samples, ev.n_interventions, ev.batch_size, ev.progress) == (1000, 10, 512, True)
+    ev = ConsistencyEvaluator(ResponseModel(lambda x: x, lambda z: z), q)
+    assert (ev.n_samples, ev.n_interventions, ev.max_batch, ev.progress) == (1000, 10, 512, True)
     assert ev.model.max_batch == 512
     assert evaluator(lambda x: x, lambda z: z, q, n_samples=2).evaluate().n_samples == 2
     with pytest.raises(
@@ -405,7 +422,7 @@ def test_constructor_defaults_bounds_and_messages() -> None:
         evaluator(lambda x: x, lambda z: z, q, n_samples=2.5)
     with pytest.raises(ValueError, match=r"^n_interventions must be >= 1; got 0$"):
         evaluator(lambda x: x, lambda z: z, q, n_interventions=0)
-    with pytest.raises(ValueError, match=r"^batch_size must be >= 1; got 0$"):
+    with pytest.raises(ValueError, match=r"^max_batch must be >= 1; got 0$"):
         evaluator(lambda x: x, lambda z: z, q, batch_size=0)
     block = XBlock(4)
     with pytest.raises(ValueError, match=r"^xblock has n = 4 units but the sampler has dim = 3$"):
@@ -415,7 +432,7 @@ def test_constructor_defaults_bounds_and_messages() -> None:
         match=r"^cannot build a ConsistencyEvaluator on an empty AggregatePosterior: call "
         r"sampler\.update\(encoder_means\) over the data first$",
     ):
-        ConsistencyEvaluator(lambda x: x, lambda z: z, AggregatePosterior(3))
+        ConsistencyEvaluator(ResponseModel(lambda x: x, lambda z: z), AggregatePosterior(3))
 
 
 def test_networks_never_see_more_than_batch_size_rows() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from consistency import AggregatePosterior, InvarianceLoss
+from consistency import AggregatePosterior, InvarianceLoss, ResponseModel
 
 
 class Spy:
@@ -23,8 +23,11 @@ class Spy:
 
 
 def _loss(spy: Spy, sampler: AggregatePosterior | None, **kw) -> InvarianceLoss:  # type: ignore[no-untyped-def]
-    kw.setdefault("reference", "prior")
-    return InvarianceLoss(spy, lambda z: z, sampler, **kw)
+    kw.setdefault("reference", "noise")
+    kw.setdefault("sampling", "posterior")
+    kw.setdefault("n_samples", None)
+    kw.setdefault("weight", 1.0)
+    return InvarianceLoss(ResponseModel(spy, lambda z: z), sampler, **kw)
 
 
 def _bank(rows: torch.Tensor) -> AggregatePosterior:
@@ -41,11 +44,11 @@ def test_values_from_the_sampler_even_with_one_row_and_from_the_batch_while_it_i
     latents = torch.randn(6, 3, dtype=torch.float64)
     spy = Spy(3)
     one_row = _bank(torch.tensor([[7.0, 8.0, 9.0]], dtype=torch.float64))
-    _loss(spy, one_row, dims="all", values_from="sampler")(latents)
+    _loss(spy, one_row, dims="all", intervention_values="sampler")(latents)
     seen = spy.seen[-1].view(6, 3, 3)  # (sample, intervened dim, coordinates)
     assert torch.equal(seen.diagonal(dim1=1, dim2=2), torch.tensor([[7.0, 8.0, 9.0]] * 6).double())
     empty = AggregatePosterior(3, dtype=torch.float64)
-    _loss(spy, empty, dims="all", values_from="sampler")(latents)  # falls back to the batch
+    _loss(spy, empty, dims="all", intervention_values="sampler")(latents)  # falls back to the batch
     values = spy.seen[-1].view(6, 3, 3).diagonal(dim1=1, dim2=2)
     for m in range(3):
         assert bool(torch.isin(values[:, m], latents[:, m]).all())
@@ -61,7 +64,7 @@ def test_batch_made_prior_samples_one_per_row_and_repeatable(prior: str) -> None
         spy = Spy(3)
         torch.manual_seed(global_seed)
         g = torch.Generator().manual_seed(0)
-        _loss(spy, None, prior=prior, dims="all", generator=g)(latents)
+        _loss(spy, None, sampling=prior, dims="all", generator=g)(latents)
         values.append(spy.seen[-1])
         assert spy.seen[-1].shape == (10 * 3, 3)
     assert torch.equal(values[0], values[1])
@@ -80,11 +83,11 @@ def test_prior_samples_drawn_from_the_sampler_count_mode_and_generator() -> None
     assert spy.seen[-1].shape == (7, 3)
     # dims="all": each prior sample intervened on every dimension in turn, so its untouched
     # coordinates rebuild the sample itself
-    _loss(spy, big, n_samples=40, dims="all", prior="posterior")()
+    _loss(spy, big, n_samples=40, dims="all", sampling="posterior")()
     seen = spy.seen[-1].view(40, 3, 3)
     untouched = seen[:, 0, 1:]  # rows intervened on dim 0 keep coordinates 1, 2 of the sample
     assert bool(_is_row_of(torch.cat([seen[:, 1, :1], untouched], 1), big.bank).all())
-    _loss(spy, big, n_samples=40, dims="all", prior="uniform")()
+    _loss(spy, big, n_samples=40, dims="all", sampling="uniform")()
     seen = spy.seen[-1].view(40, 3, 3)
     rebuilt = torch.cat([seen[:, 1, :1], seen[:, 0, 1:]], 1)
     assert not bool(_is_row_of(rebuilt, big.bank).any())  # uniform draws are not bank rows
@@ -100,7 +103,8 @@ def test_prior_samples_drawn_from_the_sampler_count_mode_and_generator() -> None
 def test_no_latents_and_no_sampler_says_so() -> None:
     with pytest.raises(
         ValueError,
-        match=r"^no latents were given and the loss has no sampler to draw prior samples from$",
+        match=r"^no latents were given and the loss has no sampler to draw prior samples from: "
+        r"call loss\(latents\) with the batch's encoder means, or build it with a sampler$",
     ):
         _loss(Spy(3), None)()
 
@@ -113,10 +117,10 @@ def test_forward_messages_name_what_went_wrong() -> None:
         _loss(Spy(3), q)(None, responses=torch.randn(4, 3, dtype=torch.float64))
     with pytest.raises(
         ValueError,
-        match=r"with prior='hybrid' the prior samples are hybrid draws made from the latents, "
+        match=r"with sampling='hybrid' the prior samples are hybrid draws made from the latents, "
         r"whose responses the loss computes: do not pass responses=$",
     ):
-        _loss(Spy(3), None, prior="hybrid")(torch.randn(4, 3), responses=torch.randn(4, 3))
+        _loss(Spy(3), None, sampling="hybrid")(torch.randn(4, 3), responses=torch.randn(4, 3))
     with pytest.raises(
         ValueError,
         match=r"needs at least 2 of them; got 1 \(pass more latents, or normalise=None\)$",
@@ -128,10 +132,11 @@ def test_forward_messages_name_what_went_wrong() -> None:
         _loss(Spy(3), None, n_interventions=0)
     with pytest.raises(ValueError, match=r"^latents: axis 1 \(latent width n\) must be 3; got 4"):
         _loss(Spy(3), q)(torch.randn(4, 4, dtype=torch.float64))
-    with pytest.warns(UserWarning, match=r"^InvarianceLoss: generate does not run the XBlock"):
-        from consistency import XBlock
+    from consistency import XBlock
 
-        InvarianceLoss(Spy(3), lambda z: z, None, xblock=XBlock(3))
+    skipping = InvarianceLoss(ResponseModel(Spy(3), lambda z: z, xblock=XBlock(3)))
+    with pytest.warns(UserWarning, match=r"^generate does not run the model's XBlock"):
+        skipping(torch.randn(4, 3, dtype=torch.float64))
 
 
 def test_a_subset_as_large_as_the_batch_is_the_batch_and_subsets_follow_the_generator() -> None:
@@ -154,7 +159,16 @@ def test_a_subset_as_large_as_the_batch_is_the_batch_and_subsets_follow_the_gene
 def test_default_stop_reference_and_a_constant_coordinate_under_prior_normalisation() -> None:
     """The reference is a fixed target by default; a coordinate with zero variance over the
     prior samples gets a floored (finite) normaliser, not a division by zero."""
-    assert InvarianceLoss(Spy(3), lambda z: z, None).stop_reference is True
+    assert (
+        InvarianceLoss(
+            ResponseModel(Spy(3), lambda z: z),
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
+            reference="response",
+        ).stop_reference
+        is True
+    )
     latents = torch.randn(8, 3, dtype=torch.float64)
     latents[:, 1] = 0.0
     assert bool(torch.isfinite(_loss(Spy(3), None, dims="all")(latents)))

@@ -11,6 +11,7 @@ from consistency import (
     EmptySamplerError,
     EquivarianceLoss,
     InvarianceLoss,
+    ResponseModel,
     ShapeError,
     XBlock,
     response,
@@ -33,10 +34,10 @@ def invertible_pair(n: int, d: int, seed: int, scale: float = 1.0):  # type: ign
 def test_identity_response_has_zero_losses(n: int, batch: int, scale: float, seed: int) -> None:
     enc, dec = invertible_pair(n, n + 3, seed, scale)
     latents = torch.randn(batch, n, dtype=torch.float64) * scale
-    assert_identity_response_losses_zero(enc, dec, latents, seed=seed)
+    assert_identity_response_losses_zero(ResponseModel(enc, dec), latents, seed=seed)
 
 
-@pytest.mark.filterwarnings("ignore:EquivarianceLoss. generate does not run the XBlock")
+@pytest.mark.filterwarnings("ignore:generate does not run the model's XBlock")
 @given(st.integers(2, 5), st.integers(1, 3), st.integers(0, 999))
 def test_identity_response_zero_equivariance_in_cause_space(n: int, u: int, seed: int) -> None:
     torch.manual_seed(seed)
@@ -44,7 +45,7 @@ def test_identity_response_zero_equivariance_in_cause_space(n: int, u: int, seed
     enc, lin = invertible_pair(n, n + 2, seed)
     latents = torch.randn(6, n, dtype=torch.float64)
     # G = D∘S must still be inverted by E for R = id: decode noise itself, keep S on the side
-    assert_identity_response_losses_zero(enc, lin, latents, xblock=block, seed=seed)
+    assert_identity_response_losses_zero(ResponseModel(enc, lin, xblock=block), latents, seed=seed)
 
 
 @given(st.integers(2, 6), st.integers(2, 8), st.integers(0, 999))
@@ -56,7 +57,7 @@ def test_elementwise_monotone_response_is_invariant(n: int, batch: int, seed: in
         return torch.tanh(a * x) + 0.1 * x.pow(3)
 
     latents = torch.randn(batch, n, dtype=torch.float64)
-    assert_elementwise_response_invariant(enc, lambda z: z * 2.0, latents, seed=seed)
+    assert_elementwise_response_invariant(ResponseModel(enc, lambda z: z * 2.0), latents, seed=seed)
 
 
 @given(st.integers(2, 5), st.integers(0, 999))
@@ -64,10 +65,20 @@ def test_mixing_response_is_penalised(n: int, seed: int) -> None:
     g = torch.Generator().manual_seed(seed)
     mix = torch.eye(n, dtype=torch.float64) + 0.5 * torch.ones(n, n, dtype=torch.float64)
     latents = torch.randn(16, n, generator=g, dtype=torch.float64)
-    loss = InvarianceLoss(lambda x: x @ mix, lambda z: z, None, dims="all", generator=g)
+    loss = InvarianceLoss(
+        ResponseModel(lambda x: x @ mix, lambda z: z),
+        dims="all",
+        generator=g,
+        sampling="posterior",
+        n_samples=None,
+        weight=1.0,
+        reference="response",
+    )
     assert float(loss(latents)) > 1e-3
     with pytest.raises(AssertionError, match="invariance loss is"):
-        assert_elementwise_response_invariant(lambda x: x @ mix, lambda z: z, latents)
+        assert_elementwise_response_invariant(
+            ResponseModel(lambda x: x @ mix, lambda z: z), latents
+        )
 
 
 class TinyAE(nn.Module):
@@ -93,7 +104,16 @@ def test_random_dims_is_unbiased_for_all_dims() -> None:
     for seed in range(300):
         for dims, store in (("all", all_values), ("random", random_values)):
             g = torch.Generator().manual_seed(seed)
-            loss = InvarianceLoss(model.encoder, model.generate, bank, dims=dims, generator=g)
+            loss = InvarianceLoss(
+                ResponseModel(model.encoder, model.generate),
+                bank,
+                dims=dims,
+                generator=g,
+                sampling="posterior",
+                n_samples=None,
+                weight=1.0,
+                reference="response",
+            )
             with torch.no_grad():
                 store.append(float(loss(latents)))
     a, r = torch.tensor(all_values), torch.tensor(random_values)
@@ -107,8 +127,13 @@ def test_gradients_reach_parameters_not_prior(cls: type) -> None:
     model = TinyAE(n=3, u=2, xblock=True)
     x = torch.randn(10, 8)
     latents = model.encoder(x)
-    kw = {"xblock": model.latent} if cls is EquivarianceLoss else {}
-    loss = cls(model.encoder, model.generate, None, dims="all", **kw)(latents)
+    loss = cls(
+        model,
+        dims="all",
+        sampling="posterior",
+        n_samples=None,
+        weight=1.0,
+    )(latents)
     params = dict(model.named_parameters())
     grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
     named = dict(zip(params, grads))
@@ -119,7 +144,7 @@ def test_gradients_reach_parameters_not_prior(cls: type) -> None:
             if k.startswith(prefix)
         ), prefix
     prior = torch.randn(10, 3, requires_grad=True)
-    cls(model.encoder, model.generate, None, **kw)(prior).backward()
+    cls(model, sampling="posterior", n_samples=None, weight=1.0)(prior).backward()
     assert prior.grad is None
 
 
@@ -127,12 +152,26 @@ def test_stop_reference_cuts_reference_gradient() -> None:
     enc = nn.Linear(3, 3)
     prior = torch.randn(6, 3)
     g1, g2 = (torch.Generator().manual_seed(1) for _ in range(2))
-    full = InvarianceLoss(enc, lambda z: z, None, dims="all", generator=g1, stop_reference=False)(
-        prior
-    )
-    stopped = InvarianceLoss(enc, lambda z: z, None, dims="all", generator=g2, stop_reference=True)(
-        prior
-    )
+    full = InvarianceLoss(
+        ResponseModel(enc, lambda z: z),
+        dims="all",
+        generator=g1,
+        stop_reference=False,
+        sampling="posterior",
+        n_samples=None,
+        weight=1.0,
+        reference="response",
+    )(prior)
+    stopped = InvarianceLoss(
+        ResponseModel(enc, lambda z: z),
+        dims="all",
+        generator=g2,
+        stop_reference=True,
+        sampling="posterior",
+        n_samples=None,
+        weight=1.0,
+        reference="response",
+    )(prior)
     assert torch.allclose(full, stopped)
     (gf,) = torch.autograd.grad(full, enc.weight)
     (gs,) = torch.autograd.grad(stopped, enc.weight)
@@ -146,20 +185,24 @@ def test_responses_fast_path_equals_slow_path() -> None:
     x_hat = model.generate(latents)
     responses = model.encoder(x_hat)
     slow = InvarianceLoss(
-        model.encoder,
-        model.generate,
-        None,
+        ResponseModel(model.encoder, model.generate),
         dims="all",
         n_interventions=2,
         generator=torch.Generator().manual_seed(3),
+        sampling="posterior",
+        n_samples=None,
+        weight=1.0,
+        reference="response",
     )(latents)
     fast = InvarianceLoss(
-        model.encoder,
-        model.generate,
-        None,
+        ResponseModel(model.encoder, model.generate),
         dims="all",
         n_interventions=2,
         generator=torch.Generator().manual_seed(3),
+        sampling="posterior",
+        n_samples=None,
+        weight=1.0,
+        reference="response",
     )(latents, responses=responses)
     assert torch.equal(slow, fast)
 
@@ -174,7 +217,12 @@ def test_n_samples_subsets_the_batch() -> None:
         return model.encoder(x)
 
     loss = InvarianceLoss(
-        enc, model.generate, None, n_samples=8, generator=torch.Generator().manual_seed(0)
+        ResponseModel(enc, model.generate),
+        n_samples=8,
+        generator=torch.Generator().manual_seed(0),
+        sampling="posterior",
+        weight=1.0,
+        reference="response",
     )
     loss(latents)
     assert calls == [8, 8]  # reference and intervened responses of 8 prior samples only
@@ -188,13 +236,15 @@ def test_max_batch_chunks_give_same_value() -> None:
     latents = torch.randn(9, 3)
     vals = [
         InvarianceLoss(
-            model.encoder,
-            model.generate,
-            None,
+            ResponseModel(model.encoder, model.generate),
             dims="all",
             n_interventions=2,
             max_batch=mb,
             generator=torch.Generator().manual_seed(0),
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
+            reference="response",
         )(latents)
         for mb in (None, 5)
     ]
@@ -204,32 +254,87 @@ def test_max_batch_chunks_give_same_value() -> None:
 def test_sampler_prior_and_values() -> None:
     model = TinyAE(n=3)
     bank = AggregatePosterior(3)
-    loss = InvarianceLoss(model.encoder, model.generate, bank, prior="hybrid", n_samples=7)
+    loss = InvarianceLoss(
+        ResponseModel(model.encoder, model.generate),
+        bank,
+        sampling="hybrid",
+        n_samples=7,
+        weight=1.0,
+        reference="response",
+    )
     with pytest.raises(EmptySamplerError, match="empty"):
         loss()
     bank.update(torch.randn(20, 3))
     assert loss().shape == ()
-    assert EquivarianceLoss(model.encoder, model.generate, bank, n_samples=5)().shape == ()
+    assert (
+        EquivarianceLoss(
+            ResponseModel(model.encoder, model.generate),
+            bank,
+            n_samples=5,
+            sampling="posterior",
+            weight=1.0,
+            stop_reference=False,
+        )().shape
+        == ()
+    )
 
 
 def test_errors() -> None:
     model = TinyAE(n=3)
     with pytest.raises(ShapeError, match=r"n >= 2 .*got n = 1"):
-        InvarianceLoss(lambda x: x, lambda z: z, None)(torch.randn(4, 1))
+        InvarianceLoss(
+            ResponseModel(lambda x: x, lambda z: z),
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
+            reference="response",
+        )(torch.randn(4, 1))
     bank = AggregatePosterior(3)
     bank.update(torch.randn(4, 3))
     with pytest.raises(ShapeError, match=r"axis 1 .* must be 3; got 4"):
-        InvarianceLoss(model.encoder, model.generate, bank)(torch.randn(4, 4))
-    with pytest.raises(ShapeError, match=r"decoder failed on input of shape \(\d+, 4\)"):
-        InvarianceLoss(model.encoder, model.generate, None)(torch.randn(4, 4))
-    with pytest.raises(ValueError, match='dims must be "random" or "all"'):
-        InvarianceLoss(model.encoder, model.generate, bank, dims="some")  # type: ignore[arg-type]
+        InvarianceLoss(
+            ResponseModel(model.encoder, model.generate),
+            bank,
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
+            reference="response",
+        )(torch.randn(4, 4))
+    with pytest.raises(ShapeError, match=r"generative map failed on input of shape \(\d+, 4\)"):
+        InvarianceLoss(
+            ResponseModel(model.encoder, model.generate),
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
+            reference="response",
+        )(torch.randn(4, 4))
+    with pytest.raises(ValueError, match="dims must be one of 'random', 'all'"):
+        InvarianceLoss(
+            ResponseModel(model.encoder, model.generate),
+            bank,
+            dims="some",
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
+            reference="response",
+        )  # type: ignore[arg-type]
     with pytest.raises(ShapeError, match=r"responses must have the latents' shape \(4, 3\)"):
-        InvarianceLoss(model.encoder, model.generate, bank)(
-            torch.randn(4, 3), responses=torch.randn(4, 2)
-        )
+        InvarianceLoss(
+            ResponseModel(model.encoder, model.generate),
+            bank,
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
+            reference="response",
+        )(torch.randn(4, 3), responses=torch.randn(4, 2))
     with pytest.raises(ValueError, match="no latents were given"):
-        InvarianceLoss(model.encoder, model.generate, None)()
+        InvarianceLoss(
+            ResponseModel(model.encoder, model.generate),
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
+            reference="response",
+        )()
     with pytest.raises(
         ShapeError, match="response E\\(D\\(noise\\)\\) must have the noise's shape"
     ):
@@ -238,7 +343,14 @@ def test_errors() -> None:
 
 def test_loss_registers_nothing_of_the_model() -> None:
     model = TinyAE(n=3)
-    loss = InvarianceLoss(model.encoder, model.generate, AggregatePosterior(3))
+    loss = InvarianceLoss(
+        ResponseModel(model.encoder, model.generate),
+        AggregatePosterior(3),
+        sampling="posterior",
+        n_samples=None,
+        weight=1.0,
+        reference="response",
+    )
     assert list(loss.parameters()) == [] and list(loss.buffers()) == []
     assert loss.state_dict() == {}
 
@@ -247,9 +359,13 @@ def test_loss_registers_nothing_of_the_model() -> None:
 def test_bf16_autocast(cls: type) -> None:
     model = TinyAE(n=3, u=2, xblock=True)
     latents = torch.randn(8, 3)
-    kw = {"xblock": model.latent} if cls is EquivarianceLoss else {}
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss = cls(model.encoder, model.generate, None, **kw)(model.encoder(torch.randn(8, 8)))
+        loss = cls(
+            model,
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
+        )(model.encoder(torch.randn(8, 8)))
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     loss.backward()
     del latents
@@ -261,10 +377,22 @@ def test_compiled_networks_match_eager() -> None:
     dec = torch.compile(model.decoder, backend="aot_eager")
     latents = torch.randn(6, 3)
     eager = InvarianceLoss(
-        model.encoder, model.decoder, None, dims="all", generator=torch.Generator().manual_seed(0)
+        ResponseModel(model.encoder, model.decoder),
+        dims="all",
+        generator=torch.Generator().manual_seed(0),
+        sampling="posterior",
+        n_samples=None,
+        weight=1.0,
+        reference="response",
     )(latents)
     compiled = InvarianceLoss(
-        enc, dec, None, dims="all", generator=torch.Generator().manual_seed(0)
+        ResponseModel(enc, dec),
+        dims="all",
+        generator=torch.Generator().manual_seed(0),
+        sampling="posterior",
+        n_samples=None,
+        weight=1.0,
+        reference="response",
     )(latents)
     assert torch.allclose(eager, compiled, atol=1e-6)
     compiled.backward()
@@ -279,7 +407,14 @@ def test_training_lowers_invariance_loss() -> None:
 
     def train(model: TinyAE, steps: int, weight: float, seed: int) -> None:
         gen = torch.Generator().manual_seed(seed)
-        inv = InvarianceLoss(model.encoder, model.generate, None, dims="all", weight=weight)
+        inv = InvarianceLoss(
+            ResponseModel(model.encoder, model.generate),
+            dims="all",
+            weight=weight,
+            sampling="posterior",
+            n_samples=None,
+            reference="response",
+        )
         opt = torch.optim.Adam(model.parameters(), lr=3e-3)
         for _ in range(steps):
             x = data[torch.randint(512, (64,), generator=gen)]
@@ -294,12 +429,14 @@ def test_training_lowers_invariance_loss() -> None:
 
     def measured(model: TinyAE) -> float:
         inv = InvarianceLoss(
-            model.encoder,
-            model.generate,
-            None,
+            ResponseModel(model.encoder, model.generate),
             dims="all",
             n_interventions=4,
             generator=torch.Generator().manual_seed(0),
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
+            reference="response",
         )
         with torch.no_grad():
             return float(inv(model.encoder(data[:256])))
@@ -319,10 +456,22 @@ def test_responses_accept_any_encoder_output() -> None:
     latents = torch.randn(5, 3)
     r = enc(latents)
     a = InvarianceLoss(
-        enc, lambda z: z, None, dims="all", generator=torch.Generator().manual_seed(0)
+        ResponseModel(enc, lambda z: z),
+        dims="all",
+        generator=torch.Generator().manual_seed(0),
+        sampling="posterior",
+        n_samples=None,
+        weight=1.0,
+        reference="response",
     )(latents, responses=r)
     b = InvarianceLoss(
-        enc, lambda z: z, None, dims="all", generator=torch.Generator().manual_seed(0)
+        ResponseModel(enc, lambda z: z),
+        dims="all",
+        generator=torch.Generator().manual_seed(0),
+        sampling="posterior",
+        n_samples=None,
+        weight=1.0,
+        reference="response",
     )(latents, responses=(r, torch.zeros_like(r)))
     assert torch.equal(a, b)
 
@@ -331,7 +480,7 @@ def test_responses_accept_any_encoder_output() -> None:
     st.integers(2, 5),
     st.lists(st.floats(0.05, 20.0), min_size=5, max_size=5),
     st.sampled_from(["invariance", "equivariance"]),
-    st.sampled_from(["prior", "response"]),
+    st.sampled_from(["noise", "response"]),
     st.integers(0, 999),
 )
 def test_normalised_losses_unchanged_by_rescaling_latents(
@@ -355,12 +504,13 @@ def test_normalised_losses_unchanged_by_rescaling_latents(
     for enc, gen in ((model.encoder, model.generate), (enc2, gen2)):
         for normalise in (normalise_mode, None):
             loss = cls(
-                enc,
-                gen,
-                None,
+                ResponseModel(enc, gen),
                 dims="all",
                 normalise=normalise,
                 generator=torch.Generator().manual_seed(seed),
+                sampling="posterior",
+                n_samples=None,
+                weight=1.0,
             )
             with torch.no_grad():
                 values.append(float(loss(enc(x))))
@@ -408,13 +558,16 @@ def test_intervention_values_from_batch_or_sampler() -> None:
     for values_from, allowed in (("batch", {1.0, 2.0, 3.0, 4.0, 5.0, 6.0}), ("sampler", {-7.0})):
         seen.clear()
         loss = InvarianceLoss(
-            lambda x: x,
-            gen,
+            ResponseModel(lambda x: x, gen),
             bank,
             dims="all",
             n_interventions=3,
-            values_from=values_from,  # type: ignore[arg-type]
+            intervention_values=values_from,
             generator=torch.Generator().manual_seed(0),
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
+            reference="response",
         )
         loss(latents, responses=latents)
         (intervened,) = seen
@@ -424,18 +577,46 @@ def test_intervention_values_from_batch_or_sampler() -> None:
             assert vals <= allowed and len(vals) >= 1
             column = {latents[k, m].item() for k in range(3)} if values_from == "batch" else {-7.0}
             assert vals <= column  # dimension m's values come from column m
-    with pytest.raises(ValueError, match='values_from must be "sampler" or "batch"'):
-        InvarianceLoss(lambda x: x, gen, bank, values_from="bank")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="intervention_values must be one of"):
+        InvarianceLoss(
+            ResponseModel(lambda x: x, gen),
+            bank,
+            intervention_values="bank",
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
+            reference="response",
+        )  # type: ignore[arg-type]
 
 
 def test_normalise_needs_two_prior_samples() -> None:
-    loss = InvarianceLoss(lambda x: x, lambda z: z, None)
+    loss = InvarianceLoss(
+        ResponseModel(lambda x: x, lambda z: z),
+        sampling="posterior",
+        n_samples=None,
+        weight=1.0,
+        reference="response",
+    )
     with pytest.raises(ValueError, match="at least 2 of them; got 1"):
         loss(torch.randn(1, 3))
-    raw = InvarianceLoss(lambda x: x, lambda z: z, None, normalise=None)
+    raw = InvarianceLoss(
+        ResponseModel(lambda x: x, lambda z: z),
+        normalise=None,
+        sampling="posterior",
+        n_samples=None,
+        weight=1.0,
+        reference="response",
+    )
     assert float(raw(torch.randn(1, 3))) == 0.0
-    with pytest.raises(ValueError, match='normalise must be "prior", "response" or None'):
-        InvarianceLoss(lambda x: x, lambda z: z, None, normalise=True)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="normalise must be one of"):
+        InvarianceLoss(
+            ResponseModel(lambda x: x, lambda z: z),
+            normalise=True,
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
+            reference="response",
+        )  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("prior", ["hybrid", "uniform"])
@@ -451,13 +632,14 @@ def test_off_posterior_prior_samples_are_made_from_the_batch(prior: str) -> None
 
     latents = torch.tensor([[1.0, 10.0, 100.0], [2.0, 20.0, 200.0], [3.0, 30.0, 300.0]])
     loss = InvarianceLoss(
-        enc,
-        gen,
-        None,
-        prior=prior,
+        ResponseModel(enc, gen),
+        sampling=prior,
         dims="all",
         stop_reference=True,
         generator=torch.Generator().manual_seed(0),
+        n_samples=None,
+        weight=1.0,
+        reference="response",
     )
     loss(latents)
     reference = seen[0]  # R(N) of the prior samples comes first
@@ -474,9 +656,9 @@ def test_off_posterior_prior_samples_are_made_from_the_batch(prior: str) -> None
         loss(latents, responses=latents)
 
 
-def test_reference_prior_compares_with_the_prior_coordinates() -> None:
-    """reference="prior": R(Ñ)_i is compared with N_i itself. For R = c·id the response-reference
-    loss is zero (R is invariant) while the prior-reference loss is (c - 1)² Σ_{i≠m} N_i² / n,
+def test_reference_noise_compares_with_the_noise_coordinates() -> None:
+    """reference="noise": R(Ñ)_i is compared with N_i itself. For R = c·id the response-reference
+    loss is zero (R is invariant) while the noise-reference loss is (c - 1)² Σ_{i≠m} N_i² / n,
     averaged over the rows (raw units); one pass through the networks fewer."""
     c = 2.0
     calls: list[int] = []
@@ -487,17 +669,18 @@ def test_reference_prior_compares_with_the_prior_coordinates() -> None:
 
     prior = torch.tensor([[1.0, -2.0, 0.5], [0.0, 3.0, -1.0]], dtype=torch.float64)
     losses = {}
-    for reference in ("response", "prior"):
+    for reference in ("response", "noise"):
         calls.clear()
         loss = InvarianceLoss(
-            lambda x: x,
-            dec,
-            None,
+            ResponseModel(lambda x: x, dec),
             dims="all",
             n_interventions=1,
             normalise=None,
             reference=reference,  # type: ignore[arg-type]
             generator=torch.Generator().manual_seed(0),
+            sampling="posterior",
+            n_samples=None,
+            weight=1.0,
         )
         losses[reference] = float(loss(prior))
         assert len(calls) == (2 if reference == "response" else 1)
@@ -507,42 +690,49 @@ def test_reference_prior_compares_with_the_prior_coordinates() -> None:
     by_hand = sum((c - 1) ** 2 * (n - 1) * float(row.square().sum()) / n for row in prior) / (
         len(prior) * n
     )
-    assert losses["prior"] == pytest.approx(by_hand, rel=1e-12)
+    assert losses["noise"] == pytest.approx(by_hand, rel=1e-12)
 
 
-def test_reference_must_be_known() -> None:
-    with pytest.raises(ValueError, match='reference must be "response" or "prior"'):
-        InvarianceLoss(lambda x: x, lambda z: z, None, reference="noise")  # type: ignore[arg-type]
+def test_reference_must_be_known_and_old_names_are_named() -> None:
+    model = ResponseModel(lambda x: x, lambda z: z)
+    with pytest.raises(ValueError, match="reference must be one of 'noise', 'response'; got 'x'"):
+        InvarianceLoss(model, reference="x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'prior' was renamed \"noise\""):
+        InvarianceLoss(model, reference="prior")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'prior' was renamed \"noise\""):
+        EquivarianceLoss(model, normalise="prior")  # type: ignore[arg-type]
 
 
-def test_generate_keyword_and_deprecated_decoder_alias() -> None:
+def test_the_model_goes_first_as_one_object() -> None:
+    """The old two-callable form is refused with a message that says what to pass."""
     enc, dec = nn.Linear(4, 2), nn.Linear(2, 4)
-    latents = torch.randn(8, 2)
-    by_position = InvarianceLoss(enc, dec, None, generator=torch.Generator().manual_seed(0))
-    by_keyword = InvarianceLoss(enc, generate=dec, generator=torch.Generator().manual_seed(0))
-    with pytest.warns(DeprecationWarning, match=r"decoder=\.\.\.\) is deprecated; pass generate="):
-        old = InvarianceLoss(enc, decoder=dec, generator=torch.Generator().manual_seed(0))
-    assert by_keyword.generate is dec and old.generate is dec and old.decoder is dec
-    values = [float(f(latents)) for f in (by_position, by_keyword, old)]
-    assert values[0] == values[1] == values[2]
-    with pytest.raises(TypeError, match="got both generate= and the deprecated decoder="):
-        EquivarianceLoss(enc, dec, decoder=dec)
+    with pytest.raises(TypeError, match=r"the model goes first as one object"):
+        InvarianceLoss(enc, dec)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"has neither encode\(\) and generate\(\) nor"):
+        InvarianceLoss(enc)
+    with pytest.raises(TypeError, match="ResponseModel\\(encoder, generate\\)"):
+        InvarianceLoss(lambda x: x)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="generate must be a callable"):
-        InvarianceLoss(enc, None, None)
+        ResponseModel(enc, None)  # type: ignore[arg-type]
 
 
-def test_a_generate_that_skips_the_xblock_is_warned_about() -> None:
+def test_a_generate_that_skips_the_xblock_is_warned_about_at_first_use() -> None:
     """With unit_size=1 the decoder alone accepts the noise: passing it where the whole
-    generative map is meant runs silently without the XBlock, so the loss warns."""
-    block, dec, enc = XBlock(3), nn.Linear(3, 5), nn.Linear(5, 3)
-    with pytest.warns(UserWarning, match="generate does not run the XBlock"):
-        EquivarianceLoss(enc, dec, None, xblock=block)
+    generative map is meant runs silently without the XBlock, so the first pass warns (a hook
+    on the XBlock during that pass: building the loss runs nothing)."""
     import warnings
 
+    block, dec, enc = XBlock(3), nn.Linear(3, 5), nn.Linear(5, 3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        loss = EquivarianceLoss(enc, lambda n: dec(block(n)), None, xblock=block)
-    assert block.training and loss.generate is not None  # the check restored the mode
+        loss = EquivarianceLoss(ResponseModel(enc, dec, xblock=block))
+    with pytest.warns(UserWarning, match="generate does not run the model's XBlock"):
+        loss(torch.randn(8, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        good = EquivarianceLoss(ResponseModel(enc, lambda n: dec(block(n)), xblock=block))
+        good(torch.randn(8, 3))
+    assert block.training
 
 
 @pytest.mark.parametrize("stop_reference", [True, False])
@@ -554,12 +744,12 @@ def test_equivariance_reference_carries_gradient_only_without_stop_reference(
     generative map runs first (inside R)."""
     block = XBlock(3, 1)
     loss = EquivarianceLoss(
-        lambda x: 0.5 * x,
-        block,
-        None,
-        xblock=block,
+        ResponseModel(lambda x: 0.5 * x, block, xblock=block),
         normalise=None,
         stop_reference=stop_reference,
+        sampling="posterior",
+        n_samples=None,
+        weight=1.0,
     )
     enabled: list[bool] = []
     block.register_forward_hook(lambda *_: enabled.append(torch.is_grad_enabled()))
@@ -568,30 +758,48 @@ def test_equivariance_reference_carries_gradient_only_without_stop_reference(
 
 
 def test_equivariance_loss_keeps_its_configuration() -> None:
-    """Every keyword reaches the loss (defaults: Algorithm 2, gradient through both sides)."""
+    """Every keyword reaches the loss; the defaults are the recipe's, faithful() Algorithm 2's."""
+    from consistency import FAITHFUL, RECIPE
+
     block = XBlock(3, 1)
-    default = EquivarianceLoss(lambda x: x, block, None, xblock=block)
-    assert default.stop_reference is False and default.n_samples is None
-    assert default.max_batch is None and default.weight == 1.0
-    loss = EquivarianceLoss(
-        lambda x: x,
-        block,
+    model = ResponseModel(lambda x: x, block, xblock=block)
+    default = EquivarianceLoss(model)
+    assert (default.sampling, default.n_samples, default.weight) == (
+        RECIPE.sampling,
+        RECIPE.n_samples,
+        RECIPE.weight,
+    )
+    assert default.stop_reference is True and default.batchnorm == "running"
+    paper = EquivarianceLoss.faithful(model)
+    assert (paper.sampling, paper.n_samples, paper.normalise, paper.batchnorm) == (
+        "posterior",
         None,
-        xblock=block,
+        None,
+        "update",
+    )
+    assert paper.intervention_values == FAITHFUL.intervention_values == "sampler"
+    loss = EquivarianceLoss(
+        model,
         n_interventions=3,
-        prior="hybrid",
+        sampling="hybrid",
         n_samples=5,
         stop_reference=True,
         weight=2.5,
         max_batch=7,
     )
-    assert (loss.n_interventions, loss.prior, loss.n_samples) == (3, "hybrid", 5)
+    assert (loss.n_interventions, loss.sampling, loss.n_samples) == (3, "hybrid", 5)
     assert (loss.stop_reference, loss.weight, loss.max_batch) == (True, 2.5, 7)
 
 
 def test_equivariance_loss_rejects_an_xblock_of_another_width() -> None:
     block = XBlock(3, 1)
-    loss = EquivarianceLoss(lambda x: x, block, None, xblock=block)
+    loss = EquivarianceLoss(
+        ResponseModel(lambda x: x, block, xblock=block),
+        sampling="posterior",
+        n_samples=None,
+        weight=1.0,
+        stop_reference=False,
+    )
     with pytest.raises(ShapeError, match=r"^xblock has n = 3 units but the latents have width 4$"):
         loss(torch.randn(8, 4))
 
@@ -608,5 +816,12 @@ def test_invariance_reference_response_carries_gradient_only_without_stop_refere
         enabled.append(torch.is_grad_enabled())
         return 0.5 * x
 
-    InvarianceLoss(encoder, lambda z: z, None, stop_reference=stop_reference)(torch.randn(8, 3))
+    InvarianceLoss(
+        ResponseModel(encoder, lambda z: z),
+        stop_reference=stop_reference,
+        sampling="posterior",
+        n_samples=None,
+        weight=1.0,
+        reference="response",
+    )(torch.randn(8, 3))
     assert enabled == [not stop_reference, True]

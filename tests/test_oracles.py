@@ -15,7 +15,7 @@ import torch
 from scipy import stats
 from torch import nn
 
-from consistency import AggregatePosterior, XBlock
+from consistency import AggregatePosterior, ResponseModel, XBlock
 
 ALPHA = 1e-6  # false-alarm rate of each statistical test below
 
@@ -243,7 +243,7 @@ def test_avae_loss_matches_the_closed_form(beta: float) -> None:
     with torch.no_grad():
         mean, logvar = model.encode(x)
         std = (0.5 * logvar).exp()
-        mu_t, logvar_t = model.encode(model.decode(mean))
+        mu_t, logvar_t = model.encode(model.generate(mean))
         prior_kl = _kl_normal(mean, std, torch.zeros(()), torch.ones(()))
         consistency_kl = _kl_normal(mu_t, (0.5 * logvar_t).exp(), rho * mean, math.sqrt(1 - rho**2))
         expectation = rho**2 * std.square() / (2 * (1 - rho**2))
@@ -268,7 +268,7 @@ def test_avae_auxiliary_images_carry_no_gradient_to_the_decoder() -> None:
     assert encoder_grads and max(float(g.abs().max()) for g in encoder_grads) > 0
 
 
-@pytest.mark.parametrize("normalise", [None, "prior"])
+@pytest.mark.parametrize("normalise", [None, "noise"])
 def test_losses_closed_form_for_a_linear_response(normalise: str | None) -> None:
     """R(N) = M N with hand-picked interventions: every dimension of every prior row is set to
     the bank's only value v (a constant bank), so the losses have closed forms:
@@ -291,7 +291,7 @@ def test_losses_closed_form_for_a_linear_response(normalise: str | None) -> None
     bank = AggregatePosterior(3, capacity=4, dtype=torch.float64)
     bank.update(value.repeat(4, 1))
     n, t = 3, prior.shape[0]
-    s = prior.var(0, unbiased=False) if normalise == "prior" else torch.ones(3, dtype=torch.float64)
+    s = prior.var(0, unbiased=False) if normalise == "noise" else torch.ones(3, dtype=torch.float64)
     inv_terms, eqv_terms = [], []
     for k in range(t):
         for d in range(n):
@@ -309,8 +309,24 @@ def test_losses_closed_form_for_a_linear_response(normalise: str | None) -> None
             eqv_terms.append(
                 sum(float((moved[i] - resp[i]) ** 2 / s[i]) for i in range(n) if i != d) / n
             )
-    kw = dict(dims="all", n_interventions=1, values_from="sampler", normalise=normalise)
-    inv = InvarianceLoss(enc, dec, bank, **kw)  # type: ignore[arg-type]
-    eqv = EquivarianceLoss(enc, dec, bank, **kw)  # type: ignore[arg-type]
+    kw = dict(dims="all", n_interventions=1, intervention_values="sampler", normalise=normalise)
+    inv = InvarianceLoss(
+        ResponseModel(enc, dec),
+        bank,
+        sampling="posterior",
+        n_samples=None,
+        weight=1.0,
+        reference="response",
+        **kw,
+    )  # type: ignore[arg-type]
+    eqv = EquivarianceLoss(
+        ResponseModel(enc, dec),
+        bank,
+        sampling="posterior",
+        n_samples=None,
+        weight=1.0,
+        stop_reference=False,
+        **kw,
+    )  # type: ignore[arg-type]
     assert float(inv(prior)) == pytest.approx(sum(inv_terms) / len(inv_terms), rel=1e-12)
     assert float(eqv(prior)) == pytest.approx(sum(eqv_terms) / len(eqv_terms), rel=1e-12)

@@ -11,6 +11,7 @@ from torch import nn
 from consistency import (
     AggregatePosterior,
     ConsistencyEvaluator,
+    ResponseModel,
     XBlock,
     plots,
 )
@@ -26,11 +27,8 @@ def setup():  # type: ignore[no-untyped-def]
     q = AggregatePosterior(n)
     q.update(torch.randn(100, n))
     ev = ConsistencyEvaluator(
-        enc,
-        lambda z: cause_dec(block(z)),
+        ResponseModel(enc, lambda z: cause_dec(block(z)), xblock=block, modules=[cause_dec]),
         q,
-        xblock=block,
-        model=cause_dec,
         n_samples=20,
         n_interventions=2,
         progress=False,

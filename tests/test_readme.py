@@ -45,7 +45,9 @@ def test_readme_retrofit_snippet_runs_on_a_small_model() -> None:
     bn = model.encoder[2]
     assert isinstance(bn, nn.BatchNorm1d)
     assert int(bn.num_batches_tracked) == len(loader)  # only the three real batches counted
-    assert len(namespace["sampler"]) == 16 * len(loader)  # type: ignore[arg-type]
+    assert len(namespace["metric"].sampler) == 16 * len(loader)  # type: ignore[attr-defined]
+    added = [line for line in snippet.splitlines() if re.search(r"# \(\d\)", line)]
+    assert len(added) == 6, added  # the retrofit adds six lines to a user's loop
 
 
 def test_readme_ground_truth_snippet_runs() -> None:

@@ -138,9 +138,29 @@ def test_celeba_example_end_to_end(celeba_root, tmp_path, capsys) -> None:  # ty
 
 
 def test_retrofit_example_end_to_end(mnist_root, capsys) -> None:  # type: ignore[no-untyped-def]
-    _run_example("retrofit", ["--steps", "2", "--data-root", str(mnist_root)])
+    results = _run_example(
+        "retrofit",
+        [
+            "--steps",
+            "2",
+            "--eval-images",
+            "64",
+            "--eval-samples",
+            "20",
+            "--data-root",
+            str(mnist_root),
+        ],
+    )
     out = capsys.readouterr().out
-    assert "step    0" in out and "ConsistencyReport(mode='hybrid'" in out
+    assert "retrofit   step    0" in out and "SCN hybrid" in out
+    assert set(results) == {"plain twin", "retrofit"}
+    assert set(results["retrofit"]) == {
+        "reconstruction",
+        "mean INV",
+        "SCN posterior",
+        "SCN hybrid",
+        "SCN uniform",
+    }
 
 
 def test_quickstart_end_to_end(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -297,10 +317,10 @@ def test_grad_clip_caps_the_update_and_rejects_bad_values(tmp_path) -> None:  # 
     assert norms[None][0] > 1e-3
 
 
-def test_deprecated_anneal_tau_and_bad_schedule() -> None:
-    with pytest.warns(DeprecationWarning, match=r"anneal_tau=True\) is deprecated"):
-        cfg = TrainConfig(anneal_tau=True)
-    assert cfg.tau_schedule == "authors"
+def test_default_schedule_is_the_recipe_and_bad_schedule() -> None:
+    assert TrainConfig().tau_schedule == "anneal"
+    with pytest.raises(TypeError):
+        TrainConfig(anneal_tau=True)  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="tau_schedule must be one of"):
         TrainConfig(tau_schedule="cosine")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="tau_start and tau_end must be > 0"):

@@ -38,7 +38,7 @@ def test_closed_gates_leave_only_own_noise(n: int, u: int, seed: int) -> None:
 @given(st.integers(2, 5), st.integers(1, 3), st.integers(0, 999))
 def test_do_on_cause_cuts_parents(n: int, u: int, seed: int) -> None:
     torch.manual_seed(seed)
-    block = XBlock(n, u, logit_init_std=1.0).eval().double()
+    block = XBlock(n, u, logit_init_std=1.0, residual=False).eval().double()
     with torch.no_grad():
         block.gate_logits.fill_(3.0)  # all edges open so every unit has parents
     m = int(torch.randint(1, n, ()).item())
@@ -71,12 +71,16 @@ def test_parameter_counts_match_paper_table4() -> None:
 
 
 def test_adjacency_density_confidence() -> None:
-    block = XBlock(4)
+    block = XBlock(4, logit_init_mean=0.0)
     adj = block.adjacency()
     assert adj.shape == (4, 4)
     assert torch.equal(adj.tril(), torch.zeros(4, 4))
     assert torch.allclose(adj.triu(1), torch.full((4, 4), 0.5).triu(1))
     assert block.gate_confidence() == 0.0
+    closed = XBlock(4)  # the default: every edge starts closed, sigmoid(-3 / tau)
+    expected = torch.sigmoid(torch.tensor(-3.0 / closed.tau))
+    assert torch.allclose(closed.adjacency().triu(1), torch.full((4, 4), float(expected)).triu(1))
+    assert closed.edge_density() == 0.0
     with torch.no_grad():
         block.gate_logits.copy_(torch.tensor([10.0, -10, 10, -10, 10, -10]))
     assert block.edge_density() == pytest.approx(0.5)
@@ -87,7 +91,7 @@ def test_adjacency_density_confidence() -> None:
 
 
 def test_gates_train_vs_eval() -> None:
-    block = XBlock(3, logit_init_std=1.0)
+    block = XBlock(3, logit_init_std=1.0, residual=False)
     noise = torch.randn(5, 3)
     block.eval()
     assert torch.equal(block(noise), block(noise))  # deterministic at eval
@@ -154,7 +158,7 @@ def test_compile_matches_eager() -> None:
 
 def test_xavier_init_is_glorot_and_larger_than_pytorch_default() -> None:
     torch.manual_seed(0)
-    block = XBlock(5, 2)
+    block = XBlock(5, 2, residual=False)
     for unit in block.units:
         for layer in unit:
             if isinstance(layer, nn.Linear):
@@ -168,7 +172,7 @@ def test_xavier_init_is_glorot_and_larger_than_pytorch_default() -> None:
         ratios = []
         for seed in range(10):
             torch.manual_seed(seed)
-            b = XBlock(6, init=init).eval()  # type: ignore[arg-type]
+            b = XBlock(6, init=init, residual=False).eval()  # type: ignore[arg-type]
             noise = torch.randn(1000, 6)
             with torch.no_grad():
                 ratios.append(b(noise).std(0) / noise.std(0))
@@ -180,7 +184,7 @@ def test_xavier_init_is_glorot_and_larger_than_pytorch_default() -> None:
 
 
 def test_gate_movement_counts_shift_and_flips() -> None:
-    block = XBlock(4)  # logits start at 0: every gate undecided, decision "no edge"
+    block = XBlock(4, logit_init_mean=0.0)  # every gate undecided, decision "no edge"
     assert block.gate_movement() == (0.0, 0.0, 0, 6)
     with torch.no_grad():
         block.gate_logits.copy_(torch.tensor([1.0, -0.5, 0.0, 2.0, 0.0, -1.0]))
@@ -189,7 +193,7 @@ def test_gate_movement_counts_shift_and_flips() -> None:
     assert moved.max_shift == pytest.approx(2.0)
     assert moved.flipped == 2  # the two logits that became positive now read as edges
     torch.manual_seed(3)
-    random_start = XBlock(4, logit_init_std=1.0)
+    random_start = XBlock(4, logit_init_mean=0.0, logit_init_std=1.0)
     start = random_start.initial_gate_logits.clone()
     with torch.no_grad():
         random_start.gate_logits.neg_()  # every decision reversed
@@ -288,7 +292,7 @@ def test_gate_confidence_formula_and_the_single_unit_case() -> None:
 
 def test_causes_uses_the_given_gates() -> None:
     torch.manual_seed(0)
-    block = XBlock(3, 2, logit_init_std=1.0).train()
+    block = XBlock(3, 2, logit_init_std=1.0, residual=False).train()
     noise = torch.randn(5, 3)
     closed = torch.zeros(1, 3, 3)
     opened = torch.ones(1, 3, 3)

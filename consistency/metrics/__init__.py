@@ -2,26 +2,8 @@
 known causal model, ground-truth matching, graph recovery and data-side invariance; the
 disentanglement metrics IRS, MIG and DCI; and the latent response matrices."""
 
-from .disentanglement import (
-    DCI,
-    IRS,
-    MIG,
-    ConditionedResponse,
-    GroundTruthScores,
-    InterventionalData,
-    LatentResponse,
-    completeness,
-    conditioned_response_matrix,
-    dci,
-    discretize,
-    disentanglement,
-    encode_all,
-    ground_truth_scores,
-    irs,
-    lasso,
-    latent_response_matrix,
-    mig,
-)
+from ._common import discretize, encode_all
+from .dci import DCI, completeness, dci, disentanglement, lasso
 from .fid import SampleQuality, frechet_distance, sample_quality
 from .ground_truth import (
     DataInvariance,
@@ -33,6 +15,16 @@ from .ground_truth import (
     match_latents,
     random_dag_shd,
     structural_hamming_distance,
+)
+from .ground_truth_scores import GroundTruthScores, ground_truth_scores
+from .irs import IRS, irs
+from .mig import MIG, mig
+from .response_matrix import (
+    ConditionedResponse,
+    InterventionalData,
+    LatentResponse,
+    conditioned_response_matrix,
+    latent_response_matrix,
 )
 
 __all__ = [

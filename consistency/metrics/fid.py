@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..encoding import posterior_mean
 from ..errors import InvalidValueError
 from ..evaluator import ConsistencyEvaluator, evaluation_mode
 from ..functional import frechet_distance
@@ -39,7 +38,7 @@ def sample_quality(
     images: Tensor,
     feature_net: nn.Module,
     *,
-    batch_size: int = 256,
+    max_batch: int = 256,
 ) -> SampleQuality:
     """Fréchet distance of reconstructions, hybrid prior samples and random single-dim traversals
     against ``images`` ``(B, C, H, W)``, in the feature space of ``feature_net`` (eval mode,
@@ -49,17 +48,14 @@ def sample_quality(
         raise InvalidValueError(f"sample_quality needs at least 2 images; got {b}")
     g = evaluator.generator
     with evaluation_mode(feature_net), evaluator.evaluation_mode():
-        real = _features(feature_net, images, batch_size)
+        real = _features(feature_net, images, max_batch)
         recon = torch.cat(
-            [
-                evaluator.generate_fn(posterior_mean(evaluator.encoder(c)))
-                for c in images.split(batch_size)
-            ]
+            [evaluator.model.generate(evaluator.model.means(c)) for c in images.split(max_batch)]
         )
         hybrid = torch.cat(
             [
-                evaluator.generate_fn(c)
-                for c in evaluator.sampler.sample(b, "hybrid", generator=g).split(batch_size)
+                evaluator.model.generate(c)
+                for c in evaluator.sampler.sample(b, "hybrid", generator=g).split(max_batch)
             ]
         )
         base = evaluator.sampler.sample(b, "posterior", generator=g)
@@ -68,15 +64,11 @@ def sample_quality(
         ).to(base.device)
         values = evaluator.sampler.intervention_values(dims, generator=g)
         trav = torch.cat(
-            [evaluator.generate_fn(c) for c in intervene(base, dims, values).split(batch_size)]
+            [evaluator.model.generate(c) for c in intervene(base, dims, values).split(max_batch)]
         )
         return SampleQuality(
-            reconstructions=float(
-                frechet_distance(real, _features(feature_net, recon, batch_size))
-            ),
-            hybrid_samples=float(
-                frechet_distance(real, _features(feature_net, hybrid, batch_size))
-            ),
-            traversals=float(frechet_distance(real, _features(feature_net, trav, batch_size))),
+            reconstructions=float(frechet_distance(real, _features(feature_net, recon, max_batch))),
+            hybrid_samples=float(frechet_distance(real, _features(feature_net, hybrid, max_batch))),
+            traversals=float(frechet_distance(real, _features(feature_net, trav, max_batch))),
             feature_network=type(feature_net).__name__,
         )

@@ -12,9 +12,9 @@ from torch import Tensor, nn
 from ..encoding import posterior_mean
 from ..errors import InvalidTypeError, InvalidValueError
 from ..evaluator import ConsistencyEvaluator
-from ..losses import EquivarianceLoss, InvarianceLoss, Normalise, ValuesFrom
-from ..modes import NormStatistics, frozen_batchnorm
-from ..sampler import AggregatePosterior, SamplingMode
+from ..losses import EquivarianceLoss, InvarianceLoss
+from ..recipe import FAITHFUL, RECIPE, ConsistencyRecipe
+from ..sampler import AggregatePosterior
 from ..xblock import XBlock
 from .skeleton import PRESETS, ConvDecoder, ConvEncoder, OutputBlock, Preset
 
@@ -39,9 +39,11 @@ VARIANTS: tuple[str, ...] = ("plain", "X", "XC-I", "XC-E")
 class Recipe:
     """How a paper model is built and how its consistency term is computed.
 
-    The default is the recipe this library found to work (docs/method.md, "Deviations", with the
-    ablation that chose each item); :meth:`faithful` is the paper's architecture and the
-    authors' choices, which reproduces Table 4's parameter counts.
+    The consistency choices (``sampling`` … ``gate_init_std``) are those of
+    :class:`~consistency.ConsistencyRecipe`, defaulting to :data:`consistency.RECIPE`, the
+    library's recipe (docs/method.md, "Deviations", with the ablation that chose each item);
+    the architecture choices are the paper models' own. :meth:`faithful` is the paper's
+    architecture and the authors' choices, which reproduces Table 4's parameter counts.
 
     Attributes:
         output_block: ``"conv"`` (conv -> sigmoid) or ``"paper"`` (conv -> Mish -> BatchNorm ->
@@ -50,50 +52,15 @@ class Recipe:
             (deterministic encoders only; a stochastic head is always linear). Mish is nearly
             flat below -2: a latent pushed there stops carrying information and its dimension
             collapses.
-        xblock_init: ``"xavier"`` or ``"pytorch"`` initialisation of the XBlock's MLPs.
-        xblock_out_activation: Mish on every cause unit's output, as in the authors' code.
-        xblock_residual: the XBlock's units compute ``Z_i = N_i + f_i(...)`` and start as the
-            identity (:class:`~consistency.XBlock`, ``residual``).
-        gate_init_std: gate logits start from ``N(0, std^2)`` (0: every gate at 0.5).
         gate_sparsity: weight of :meth:`~consistency.XBlock.gate_penalty` in the loss (0: none).
-        normalise: the consistency loss divides by per-coordinate variances of the prior
-            (``"prior"``) or of the response (``"response"``), or not (``None``); see
-            :class:`~consistency.InvarianceLoss`.
-        prior: the consistency loss's prior samples: the batch's means (``"posterior"``), or
-            hybrids of them / uniform draws in their bounding box (``"hybrid"`` / ``"uniform"``).
-        stop_reference: the reference response :math:`R(N)` (invariance) or :math:`S(\tilde N)`
-            (equivariance) is a fixed target without gradient, as in the authors' code.
-        reference: XC-I compares :math:`R(\tilde N)_i` with :math:`R(N)_i` (``"response"``,
-            Algorithm 1) or with :math:`N_i` itself (``"prior"``); see
-            :class:`~consistency.InvarianceLoss`.
-        values_from: where intervention values come from in training (``"batch"``: the current
-            batch's means; ``"sampler"``: the ring buffer of earlier means).
-        consistency_samples: how many of the batch's rows become prior samples of the
-            consistency loss each step (a random subset, an unbiased estimate; ``None``: every
-            row). Each costs one extra pass through generator and encoder, so this sets the
-            price of consistency training: about ``1 + consistency_samples / batch_size`` plain
-            steps. Default 32: an XC-I step at batch 128 costs 1.27x a plain one (S; 1.95x with
-            every row), with the invariance and self-consistency gains kept (benchmarks/README.md,
-            the cost/effect curve that chose it). ``faithful()``: every row.
-        norm_statistics: what the consistency passes do to BatchNorm layers
-            (:func:`~consistency.frozen_batchnorm`): ``"running"``, ``"batch"`` or ``"update"``
-            (the plain training-mode behaviour: generated images move the running statistics).
+        consistency: the losses' and the XBlock's choices (:class:`~consistency.ConsistencyRecipe`;
+            its ``weight`` is the consistency weight of XC models).
     """
 
     output_block: OutputBlock = "conv"
     encoder_out_activation: bool = False
-    xblock_init: Literal["xavier", "pytorch"] = "xavier"
-    xblock_out_activation: bool = False
-    xblock_residual: bool = True
-    gate_init_std: float = 0.0
     gate_sparsity: float = 0.0
-    normalise: Normalise | None = "prior"
-    prior: SamplingMode = "hybrid"
-    stop_reference: bool = True
-    reference: Literal["response", "prior"] = "prior"
-    values_from: ValuesFrom = "batch"
-    consistency_samples: int | None = 32
-    norm_statistics: NormStatistics = "running"
+    consistency: ConsistencyRecipe = RECIPE
 
     @classmethod
     def faithful(cls) -> Recipe:
@@ -101,23 +68,28 @@ class Recipe:
         return cls(
             output_block="paper",
             encoder_out_activation=True,
-            xblock_init="xavier",
-            xblock_out_activation=True,
-            xblock_residual=False,
-            gate_init_std=1.0,
             gate_sparsity=0.0,
-            normalise=None,
-            prior="posterior",
-            stop_reference=True,
-            reference="response",
-            values_from="sampler",
-            consistency_samples=None,
-            norm_statistics="update",
+            consistency=FAITHFUL,
         )
 
     def replace(self, **changes: Any) -> Recipe:
-        """A copy with some fields changed (unknown names raise ``TypeError``)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with some fields changed; names of :class:`~consistency.ConsistencyRecipe`
+        change :attr:`consistency` (unknown names raise ``TypeError``)."""
+        own = {f.name for f in dataclasses.fields(self)}
+        inner = {k: v for k, v in changes.items() if k not in own}
+        outer = {k: v for k, v in changes.items() if k in own}
+        recipe = dataclasses.replace(self, **outer)
+        if inner:
+            recipe = dataclasses.replace(recipe, consistency=recipe.consistency.replace(**inner))
+        return recipe
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, flat (the consistency fields beside the architecture ones)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {
+            **{k: v for k, v in out.items() if k != "consistency"},
+            **dataclasses.asdict(self.consistency),
+        }
 
 
 class LossTerms(NamedTuple):
@@ -176,8 +148,8 @@ class PaperModel(nn.Module):
     r"""One of the paper's autoencoders: ``encoder -> latent (Identity | XBlock) -> decoder``.
 
     * ``encode(x)``: the encoder's output (a tensor, or ``(mean, logvar)`` for VAE / AVAE);
-    * ``noise(x)``: its posterior mean ``(B, n)``;
-    * ``decode(noise)``: the generative map :math:`G = D \circ S`;
+    * ``means(x)``: its posterior mean ``(B, n)``;
+    * ``generate(noise)``: the generative map :math:`G = D \circ S`;
     * ``loss(x)``: the family's own training loss (+ the consistency term for XC variants), a
       :class:`LossTerms`; in training mode it also stores the batch's means in ``sampler``.
 
@@ -191,7 +163,7 @@ class PaperModel(nn.Module):
         variant: Variant = "plain",
         *,
         beta: float = 1.0,
-        consistency_weight: float = 4.0,
+        consistency_weight: float | None = None,
         rho: float = 0.975,
         sampler_capacity: int = 10_000,
         xblock_tau: float = 0.5,
@@ -213,6 +185,23 @@ class PaperModel(nn.Module):
         self.family, self.variant, self.preset = family, variant, preset
         self.beta, self.rho = float(beta), float(rho)
         self.stochastic = family in ("VAE", "AVAE")
+        # the decoder is built before the XBlock, so that a model and its plain twin built after
+        # the same seed start from the same encoder and decoder (the XBlock, an identity at
+        # initialisation, draws its weights last): comparisons of twins are not confounded by
+        # different network inits
+        self.encoder, self.decoder = self._networks()
+        self.latent: nn.Module = self._latent(xblock_tau, learn_gates)
+        self.sampler = AggregatePosterior(preset.n, capacity=sampler_capacity)
+        c = recipe.consistency
+        self.consistency_weight = (
+            c.weight if consistency_weight is None else float(consistency_weight)
+        )
+        self.consistency: InvarianceLoss | EquivarianceLoss | None = self._consistency_loss()
+
+    def _networks(self) -> tuple[ConvEncoder, ConvDecoder]:
+        """The encoder (``2n`` outputs for a stochastic family) and the decoder (``n·u`` inputs
+        with an XBlock; SAE's structural decoder for ``"SAE"``)."""
+        preset, recipe = self.preset, self.recipe
         n, u = preset.n, preset.unit_size
         kw = dict(
             channels=preset.channels,
@@ -221,55 +210,35 @@ class PaperModel(nn.Module):
             depth=preset.depth,
             pools=preset.pools,
         )
-        self.encoder = ConvEncoder(
+        encoder = ConvEncoder(
             2 * n if self.stochastic else n,
             out_activation=recipe.encoder_out_activation and not self.stochastic,
             **kw,
         )
-        has_x = variant != "plain"
-        width_u = u if has_x else 1
-        # the decoder is built before the XBlock, so that a model and its plain twin built after
-        # the same seed start from the same encoder and decoder (the XBlock, an identity at
-        # initialisation, draws its weights last): comparisons of twins are not confounded by
-        # different network inits
-        self.decoder: ConvDecoder = (
+        width_u = u if self.variant != "plain" else 1
+        decoder = (
             SAEDecoder(n, width_u, output_block=recipe.output_block, **kw)
-            if family == "SAE"
+            if self.family == "SAE"
             else ConvDecoder(n * width_u, output_block=recipe.output_block, **kw)
         )
-        self.latent: nn.Module = (
-            XBlock(
-                n,
-                u,
-                tau=xblock_tau,
-                out_activation=nn.Mish() if recipe.xblock_out_activation else None,
-                logit_init_std=recipe.gate_init_std,
-                learn_gates=learn_gates,
-                init=recipe.xblock_init,
-                residual=recipe.xblock_residual,
-            )
-            if has_x
-            else nn.Identity()
-        )
-        self.sampler = AggregatePosterior(n, capacity=sampler_capacity)
-        self.consistency: InvarianceLoss | EquivarianceLoss | None = None
-        loss_kw: dict[str, Any] = dict(
-            weight=consistency_weight,
-            normalise=recipe.normalise,
-            prior=recipe.prior,
-            stop_reference=recipe.stop_reference,
-            values_from=recipe.values_from,
-            n_samples=recipe.consistency_samples,
-        )
-        if variant == "XC-I":
-            self.consistency = InvarianceLoss(
-                self.noise, self.generate, self.sampler, reference=recipe.reference, **loss_kw
-            )
-        elif variant == "XC-E":
-            self.consistency = EquivarianceLoss(
-                self.noise, self.generate, self.sampler, xblock=self.xblock, **loss_kw
-            )
-        self.consistency_weight = float(consistency_weight)
+        return encoder, decoder
+
+    def _latent(self, tau: float, learn_gates: bool) -> nn.Module:
+        """The XBlock of the recipe for the X variants, the identity for ``"plain"``."""
+        if self.variant == "plain":
+            return nn.Identity()
+        kw = self.recipe.consistency.xblock_kwargs()
+        return XBlock(self.preset.n, self.preset.unit_size, tau=tau, learn_gates=learn_gates, **kw)
+
+    def _consistency_loss(self) -> InvarianceLoss | EquivarianceLoss | None:
+        """The XC variants' loss, built from this module: it reads ``encode`` / ``generate`` and
+        puts the BatchNorm layers in the recipe's mode during its passes."""
+        if self.variant not in ("XC-I", "XC-E"):
+            return None
+        loss_cls = InvarianceLoss if self.variant == "XC-I" else EquivarianceLoss
+        kw = self.recipe.consistency.loss_kwargs(invariance=self.variant == "XC-I")
+        kw["weight"] = self.consistency_weight
+        return loss_cls(self, self.sampler, **kw)
 
     @property
     def n(self) -> int:
@@ -286,8 +255,8 @@ class PaperModel(nn.Module):
             return mean, logvar.clamp(-12.0, 8.0)
         return out
 
-    def noise(self, x: Tensor) -> Tensor:
-        """Posterior means ``(B, n)``."""
+    def means(self, x: Tensor) -> Tensor:
+        """Posterior means ``(B, n)`` of images ``x``."""
         return posterior_mean(self.encode(x))
 
     def generate(self, noise: Tensor) -> Tensor:
@@ -296,13 +265,9 @@ class PaperModel(nn.Module):
         ``generate=`` means; :attr:`decoder` alone skips the XBlock."""
         return self.decoder(self.latent(noise))
 
-    def decode(self, noise: Tensor) -> Tensor:
-        """Same as :meth:`generate` (the name the paper models had first)."""
-        return self.generate(noise)
-
     def forward(self, x: Tensor) -> Tensor:
         """Reconstruction from the posterior mean."""
-        return self.decode(self.noise(x))
+        return self.generate(self.means(x))
 
     def loss(self, x: Tensor) -> LossTerms:
         """The family's training loss on a batch ``x`` ``(B, C, H, W)`` (MSE summed over pixels,
@@ -321,23 +286,21 @@ class PaperModel(nn.Module):
             logvar = torch.zeros_like(mean)
         if self.training:
             self.sampler.update(mean.detach())
-        x_hat = self.decode(z)
+        x_hat = self.generate(z)
         reconstruction = (x_hat.float() - x.float()).square().flatten(1).sum(1).mean()
         if self.family == "AVAE":
             regulariser = regulariser + self.beta * self._avae_term(z, mean, logvar)
         consistency = zero
         if self.consistency is not None:
-            # generated images and intervened latents must not move BatchNorm statistics
-            with frozen_batchnorm(
-                self.encoder, self.decoder, statistics=self.recipe.norm_statistics
-            ):
-                reuse = self.recipe.prior == "posterior" and not self.stochastic
-                if isinstance(self.consistency, InvarianceLoss) and reuse:
-                    consistency = self.consistency(
-                        mean, responses=self.noise(x_hat)
-                    )  # reuse the reconstruction
-                else:
-                    consistency = self.consistency(mean)
+            c = self.recipe.consistency
+            reuse = c.sampling == "posterior" and c.reference == "response" and not self.stochastic
+            if isinstance(self.consistency, InvarianceLoss) and reuse:
+                # reuse the reconstruction: R(N) = E(x_hat), under the loss's BatchNorm handling
+                with self.consistency.model.frozen_batchnorm(c.batchnorm):
+                    responses = self.means(x_hat)
+                consistency = self.consistency(mean, responses=responses)
+            else:
+                consistency = self.consistency(mean)
         xblock = self.xblock
         if xblock is not None and self.recipe.gate_sparsity > 0:
             regulariser = regulariser + self.recipe.gate_sparsity * xblock.gate_penalty()
@@ -352,7 +315,7 @@ class PaperModel(nn.Module):
         up to a constant (the entropy of :math:`q(\tilde z|\tilde x)` enters with a minus sign)."""
         rho = self.rho
         with torch.no_grad():
-            x_aux = self.decode(z)
+            x_aux = self.generate(z)
         mu_t, logvar_t = self.encode(x_aux)
         var, var_t = logvar.exp(), logvar_t.exp()
         cross = (var_t + rho**2 * var + (mu_t - rho * mean).square()) / (2 * (1 - rho**2))
@@ -362,14 +325,7 @@ class PaperModel(nn.Module):
         self, sampler: AggregatePosterior | None = None, **kw: Any
     ) -> ConsistencyEvaluator:
         """A :class:`ConsistencyEvaluator` on this model (its own sampler unless one is given)."""
-        kw.setdefault("model", self)
-        return ConsistencyEvaluator(
-            self.noise,
-            self.generate,
-            sampler if sampler is not None else self.sampler,
-            xblock=self.xblock,
-            **kw,
-        )
+        return ConsistencyEvaluator(self, sampler if sampler is not None else self.sampler, **kw)
 
 
 def build_model(family: str, preset: str, variant: str = "plain", **kw: Any) -> PaperModel:
@@ -379,7 +335,7 @@ def build_model(family: str, preset: str, variant: str = "plain", **kw: Any) -> 
         family: ``"AE"``, ``"VAE"`` (β-VAE; ``beta=``), ``"SAE"``, ``"AVAE"`` (``beta=``, ``rho=``).
         preset: ``"S"``, ``"Standard"``, ``"S4"`` (MNIST 28×28×1) or ``"v32"``, ``"v324"`` (CelebA 128×128×3).
         variant: ``"plain"``, ``"X"`` (XBlock), ``"XC-I"`` / ``"XC-E"`` (X + invariance /
-            equivariance training, ``consistency_weight=4`` by default).
+            equivariance training; ``consistency_weight`` defaults to the recipe's weight, 4).
         kw: passed to :class:`PaperModel`: ``recipe=Recipe(...)`` to change how it is built and
             trained, ``faithful=True`` for the paper's exact architecture (Table 4 counts).
     """

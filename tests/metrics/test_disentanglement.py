@@ -387,9 +387,9 @@ def test_ground_truth_scores_from_an_encoder_equal_those_from_its_codes() -> Non
     mus, ys = _mixed(4, 3, (3, 4), 300)
     images = torch.from_numpy(mus).float().reshape(300, 1, 3)
     encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3, 3))
-    codes = encode_all(encoder, images, batch_size=64)
+    codes = encode_all(encoder, images, max_batch=64)
     assert codes.shape == (300, 3) and not codes.requires_grad
-    a = ground_truth_scores(encoder, torch.from_numpy(ys), images=images, batch_size=7)
+    a = ground_truth_scores(encoder, torch.from_numpy(ys), images=images, max_batch=7)
     b = ground_truth_scores(codes, torch.from_numpy(ys))
     assert a.summary() == pytest.approx(b.summary(), abs=1e-6)
     assert encoder.training  # the caller's mode is left alone

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from consistency import AggregatePosterior, ConsistencyEvaluator
+from consistency import AggregatePosterior, ConsistencyEvaluator, ResponseModel
 from consistency.metrics import frechet_distance, sample_quality
 
 
@@ -52,7 +52,7 @@ def test_sample_quality_runs_with_given_features() -> None:
     images = torch.randn(64, 8)
     q = AggregatePosterior(2)
     q.update(enc(images).detach())
-    ev = ConsistencyEvaluator(enc, dec, q, progress=False)
+    ev = ConsistencyEvaluator(ResponseModel(enc, dec), q, progress=False)
     feats = nn.Sequential(nn.Linear(8, 4), nn.Tanh())
     out = sample_quality(ev, images, feats)
     assert out.feature_network == "Sequential"

@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from consistency import EquivarianceLoss, InvarianceLoss, ShapeError, XBlock
+from consistency import EquivarianceLoss, InvarianceLoss, ResponseModel, ShapeError, XBlock
 from consistency.models import (
     FAMILIES,
     PAPER_PARAMETER_COUNTS,
@@ -44,7 +44,7 @@ def test_mnist_models_train_step(family: str, preset: str, variant: str) -> None
     terms.total.backward()
     assert torch.isfinite(terms.total)
     assert model(x).shape == x.shape
-    assert model.noise(x).shape == (2, PRESETS[preset].n)
+    assert model.means(x).shape == (2, PRESETS[preset].n)
     assert all(p.grad is not None for p in model.encoder.parameters())
     assert (model.xblock is None) == (variant == "plain")
     assert isinstance(
@@ -138,18 +138,21 @@ def test_recipe_default_faithful_and_errors() -> None:
     assert paper.xblock is not None and not paper.xblock.residual
     assert isinstance(paper.xblock.out_activation, torch.nn.Mish)
     assert paper.consistency is not None and paper.consistency.stop_reference
-    assert paper.consistency.normalise is None and paper.consistency.values_from == "sampler"
+    assert paper.consistency.normalise is None
+    assert paper.consistency.intervention_values == "sampler"
+    assert paper.consistency.batchnorm == "update"
     default = build_model("AE", "S", "XC-I")
     assert isinstance(default.encoder.head[-1], torch.nn.Identity)
     assert default.xblock is not None and default.xblock.residual
-    assert default.consistency is not None and default.consistency.normalise == "prior"
-    assert default.consistency.n_samples == Recipe().consistency_samples == 32
+    assert default.consistency is not None and default.consistency.normalise == "noise"
+    assert default.consistency.n_samples == Recipe().consistency.n_samples == 32
+    assert Recipe().replace(n_samples=8).consistency.n_samples == 8
     assert paper.consistency.n_samples is None  # the authors': the whole batch
 
 
 def test_default_consistency_pass_takes_a_subset_of_the_batch() -> None:
     """XC-I training step at batch 128: the encoder sees the batch, then the 32 intervened
-    prior samples of the consistency term (Recipe.consistency_samples), nothing else."""
+    prior samples of the consistency term (the recipe's n_samples), nothing else."""
     from consistency.models import Recipe
 
     torch.manual_seed(0)
@@ -158,7 +161,7 @@ def test_default_consistency_pass_takes_a_subset_of_the_batch() -> None:
     model.encoder.register_forward_hook(lambda _m, args, _out: sizes.append(args[0].shape[0]))
     model.loss(torch.rand(128, 1, 28, 28))
     assert sizes == [128, 32]
-    every = build_model("AE", "S", "XC-I", recipe=Recipe(consistency_samples=None)).train()
+    every = build_model("AE", "S", "XC-I", recipe=Recipe().replace(n_samples=None)).train()
     sizes.clear()
     every.encoder.register_forward_hook(lambda _m, args, _out: sizes.append(args[0].shape[0]))
     every.loss(torch.rand(128, 1, 28, 28))
@@ -173,11 +176,11 @@ def test_consistency_passes_leave_batchnorm_statistics_to_real_data() -> None:
     x = torch.rand(8, 1, 28, 28)
     for statistics, untouched in (("batch", True), ("update", False)):
         torch.manual_seed(0)
-        model = build_model("AE", "S", "XC-I", recipe=Recipe(norm_statistics=statistics))
+        model = build_model("AE", "S", "XC-I", recipe=Recipe().replace(batchnorm=statistics))
         reference = copy.deepcopy(model)
         model.loss(x)  # reconstruction pass + consistency passes
         with torch.no_grad():  # the reconstruction pass alone
-            reference.decode(reference.noise(x))
+            reference.generate(reference.means(x))
         same = [
             torch.equal(a, b)
             for (name, a), b in zip(model.named_buffers(), reference.buffers())
@@ -211,11 +214,14 @@ def test_paper_model_generate_runs_the_xblock_and_decoder_alone_is_flagged() -> 
     assert isinstance(model.latent, XBlock)
     noise = torch.randn(4, model.n)
     torch.testing.assert_close(model.generate(noise), model.decoder(model.latent(noise)))
-    torch.testing.assert_close(model.decode(noise), model.generate(noise))
+    torch.testing.assert_close(model.generate(noise), model.generate(noise))
     model.sampler.update(torch.randn(32, model.n))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ConsistencyEvaluator(model.noise, model.generate, model.sampler, xblock=model.xblock)
+        ConsistencyEvaluator(model, model.sampler, n_samples=8).evaluate()
     assert model.xblock is not None and model.xblock.unit_size == 1  # decoder accepts noise
-    with pytest.warns(UserWarning, match="generate does not run the XBlock"):
-        ConsistencyEvaluator(model.noise, model.decoder, model.sampler, xblock=model.xblock)
+    skipping = ConsistencyEvaluator(
+        ResponseModel(model.means, model.decoder, xblock=model.xblock), model.sampler, n_samples=8
+    )
+    with pytest.warns(UserWarning, match="generate does not run the model's XBlock"):
+        skipping.evaluate()

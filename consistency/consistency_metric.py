@@ -11,13 +11,11 @@ from torch import Tensor, nn
 
 from ._checks import check_positive_int
 from ._dist import is_distributed
-from .errors import EmptySamplerError, InvalidTypeError, ShapeError
+from .errors import EmptySamplerError, InvalidTypeError, InvalidValueError, ShapeError
 from .evaluator import ConsistencyEvaluator, Convention
-from .handle import ResponseModel, as_response_model
 from .report import ConsistencyReport, SelfConsistencyTable
-from .response import Decoder, Encoder
-from .sampler import SAMPLING_MODES, AggregatePosterior
-from .xblock import XBlock
+from .response import ResponseModel
+from .sampler import SAMPLING_MODES, AggregatePosterior, _check_mode
 
 __all__ = ["ConsistencyMetric", "MetricResult"]
 
@@ -50,25 +48,23 @@ class ConsistencyMetric(nn.Module):
     .. math:: \mathrm{rec} = \frac{1}{|X|}\sum_{x \in X} \|G(\mathbb{E}[E(x)]) - x\|_2^2
 
     Args:
-        encoder: images -> posterior (anything :func:`~consistency.posterior_mean` reads).
-        generate: noise ``(B, n)`` -> images, the whole generative map (XBlock included).
-        n: latent width.
-        capacity: most means kept (the oldest are overwritten).
-        xblock, model, n_samples, n_interventions, batch_size, convention: as
-            :class:`ConsistencyEvaluator`.
+        model: the autoencoder, as :class:`ConsistencyEvaluator` takes it.
+        n: latent width (default: the XBlock's ``n``, or the model's integer ``n``).
+        capacity: most means kept in :attr:`sampler` (the oldest are overwritten).
+        n_samples, n_interventions, max_batch, convention: as :class:`ConsistencyEvaluator`.
         mode: the sampling mode of the report.
         modes: the modes of the self-consistency table.
         seed: seed of the evaluation's random generator (the same report for the same data).
         progress: progress bars during :meth:`compute`.
-        decoder: deprecated keyword for ``generate``.
 
-    The bank and the sums are buffers: move the metric with ``metric.to(device)`` to where the
+    The sampler's bank and the sums are buffers: move the metric with ``metric.to(device)`` to where the
     model runs.
 
     Example:
         >>> import torch
-        >>> enc, dec = torch.nn.Linear(5, 3), torch.nn.Linear(3, 5)
-        >>> metric = ConsistencyMetric(enc, dec, n=3, n_samples=20, n_interventions=2)
+        >>> from consistency import ResponseModel
+        >>> model = ResponseModel(torch.nn.Linear(5, 3), torch.nn.Linear(3, 5))
+        >>> metric = ConsistencyMetric(model, n=3, n_samples=20, n_interventions=2)
         >>> for x in torch.randn(4, 16, 5):
         ...     metric.update(x)
         >>> result = metric.compute()
@@ -81,52 +77,50 @@ class ConsistencyMetric(nn.Module):
 
     def __init__(
         self,
-        encoder: Encoder | ResponseModel,
-        generate: Decoder | None = None,
+        model: nn.Module | ResponseModel,
         *,
-        n: int,
+        n: int | None = None,
         capacity: int = 10_000,
-        xblock: XBlock | None = None,
-        model: nn.Module | None = None,
         n_samples: int = 1000,
         n_interventions: int = 10,
-        batch_size: int = 512,
+        max_batch: int = 512,
         convention: Convention = "spec",
         mode: str = "posterior",
         modes: Sequence[str] = SAMPLING_MODES,
         seed: int = 0,
         progress: bool = False,
-        decoder: Decoder | None = None,
     ) -> None:
         super().__init__()
-        handle, _ = as_response_model(
-            encoder,
-            generate,
-            None,
-            xblock=xblock,
-            model=model,
-            max_batch=batch_size,
-            decoder=decoder,
-            owner="ConsistencyMetric",
+        handle = ResponseModel.of(
+            model, max_batch=check_positive_int(max_batch, "max_batch"), owner="ConsistencyMetric"
         )
+        if n is None:
+            xblock = handle.xblock
+            found = xblock.n if xblock is not None else getattr(model, "n", None)
+            if not isinstance(found, int) or isinstance(found, bool):
+                raise InvalidValueError(
+                    "ConsistencyMetric: pass n= (the latent width); the model has no XBlock or "
+                    "integer attribute n to read it from"
+                )
+            n = found
         self._handle = (handle,)
-        self.bank = AggregatePosterior(check_positive_int(n, "n"), capacity=capacity)
+        self.sampler = AggregatePosterior(check_positive_int(n, "n"), capacity=capacity)
         self.register_buffer("sum_squared_error", torch.zeros((), dtype=torch.float64))
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
         self._evaluator_kw: dict[str, Any] = dict(
             n_samples=check_positive_int(n_samples, "n_samples", 2),
             n_interventions=check_positive_int(n_interventions, "n_interventions"),
-            batch_size=check_positive_int(batch_size, "batch_size"),
+            max_batch=max_batch,
             convention=convention,
             progress=progress,
         )
-        self.mode = mode
-        self.modes = tuple(modes)
+        self.mode = _check_mode(mode)
+        self.modes = tuple(_check_mode(m) for m in modes)
         self.seed = int(seed)
 
     @property
     def n(self) -> int:
-        return self.bank.dim
+        return self.sampler.dim
 
     @property
     def model(self) -> ResponseModel:
@@ -147,7 +141,7 @@ class ConsistencyMetric(nn.Module):
         handle = self.model
         with handle.evaluation():
             means = handle.means(images)
-            self.bank.update(means)  # gathered across ranks
+            self.sampler.update(means)  # gathered across ranks
             error = (handle.generate(means).double() - images.double()).square().flatten(1).sum(1)
         self.sum_squared_error += error.sum().to(self.sum_squared_error)
         self.count += images.shape[0]
@@ -163,17 +157,17 @@ class ConsistencyMetric(nn.Module):
     def evaluator(self) -> ConsistencyEvaluator:
         """A :class:`ConsistencyEvaluator` on the images seen so far (its generator seeded with
         ``seed``, so the same data give the same report)."""
-        if len(self.bank) < 2:
+        if len(self.sampler) < 2:
             raise EmptySamplerError(
-                f"ConsistencyMetric needs at least 2 images seen; got {len(self.bank)}: "
+                f"ConsistencyMetric needs at least 2 images seen; got {len(self.sampler)}: "
                 "call update(images) first"
             )
-        device = self.bank.bank_buffer.device
+        device = self.sampler.bank_buffer.device
         kw = dict(self._evaluator_kw)
-        kw["n_samples"] = min(kw["n_samples"], len(self.bank))
+        kw["n_samples"] = min(kw["n_samples"], len(self.sampler))
         return ConsistencyEvaluator(
             self.model,
-            sampler=self.bank,
+            self.sampler,
             generator=torch.Generator(device=device).manual_seed(self.seed),
             **kw,
         )
@@ -188,6 +182,6 @@ class ConsistencyMetric(nn.Module):
 
     def reset(self) -> None:
         """Forget every image seen."""
-        self.bank.reset()
+        self.sampler.reset()
         self.sum_squared_error.zero_()
         self.count.zero_()

@@ -9,6 +9,7 @@ from consistency import (
     ConsistencyEvaluator,
     ConsistencyMetric,
     EmptySamplerError,
+    ResponseModel,
     XBlock,
 )
 from consistency.testing import assert_reports_close
@@ -27,7 +28,11 @@ def test_metric_matches_the_one_shot_evaluator_and_a_direct_error() -> None:
     gen = lambda z: dec(block(z))  # noqa: E731
     data = torch.randn(5, 12, 5, dtype=torch.float64)
     metric = ConsistencyMetric(
-        enc, gen, n=3, xblock=block, model=enc, n_samples=30, n_interventions=2, seed=3
+        ResponseModel(enc, gen, xblock=block, modules=[enc]),
+        n=3,
+        n_samples=30,
+        n_interventions=2,
+        seed=3,
     ).double()
     enc.train()
     for batch in data:
@@ -44,11 +49,8 @@ def test_metric_matches_the_one_shot_evaluator_and_a_direct_error() -> None:
     bank = AggregatePosterior(3, capacity=10_000, dtype=torch.float64)
     bank.update(means)
     evaluator = ConsistencyEvaluator(
-        enc,
-        gen,
+        ResponseModel(enc, gen, xblock=block, modules=[enc]),
         bank,
-        xblock=block,
-        model=enc,
         n_samples=30,
         n_interventions=2,
         generator=torch.Generator().manual_seed(3),
@@ -60,13 +62,15 @@ def test_metric_matches_the_one_shot_evaluator_and_a_direct_error() -> None:
 
 def test_reset_and_compute_before_update() -> None:
     enc, dec, _ = toy()
-    metric = ConsistencyMetric(enc, dec, n=3, n_samples=10, n_interventions=1).double()
+    metric = ConsistencyMetric(
+        ResponseModel(enc, dec), n=3, n_samples=10, n_interventions=1
+    ).double()
     with pytest.raises(EmptySamplerError, match="needs at least 2 images seen; got 0"):
         metric.compute()
     metric.update(torch.randn(8, 5, dtype=torch.float64))
-    assert int(metric.count) == 8 and len(metric.bank) == 8
+    assert int(metric.count) == 8 and len(metric.sampler) == 8
     metric.reset()
-    assert int(metric.count) == 0 and len(metric.bank) == 0
+    assert int(metric.count) == 0 and len(metric.sampler) == 0
     assert float(metric.sum_squared_error) == 0.0
     state = metric.state_dict()
     assert {"sum_squared_error", "count"} <= set(state)
@@ -79,7 +83,9 @@ def _dist_worker(rank: int, world: int, init: str, out: str) -> None:
     try:
         torch.manual_seed(0)
         enc, dec = nn.Linear(4, 2).double(), nn.Linear(2, 4).double()
-        metric = ConsistencyMetric(enc, dec, n=2, n_samples=10, n_interventions=1, seed=1).double()
+        metric = ConsistencyMetric(
+            ResponseModel(enc, dec), n=2, n_samples=10, n_interventions=1, seed=1
+        ).double()
         data = torch.randn(2, 6, 4, dtype=torch.float64)  # the same on every rank (same seed)
         metric.update(data[rank][: 3 + 3 * rank])  # ranks see different shares: 3 and 6 rows
         result = metric.compute()

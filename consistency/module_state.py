@@ -8,22 +8,30 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Literal
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .errors import InvalidValueError
+from .errors import InvalidTypeError
+from .recipe import BatchNormHandling, check_choice
 
-__all__ = ["NormStatistics", "evaluation_mode", "frozen_batchnorm"]
+__all__ = ["evaluation_mode", "frozen_batchnorm"]
 
-NormStatistics = Literal["running", "batch", "update"]
+
+def _check_modules(modules: tuple[object, ...], owner: str) -> None:
+    for m in modules:
+        if not isinstance(m, nn.Module):
+            raise InvalidTypeError(
+                f"{owner} takes nn.Modules (e.g. the whole model); got {type(m).__name__}"
+                + (" (a function: pass the module it calls)" if callable(m) else "")
+            )
 
 
 @contextlib.contextmanager
 def evaluation_mode(*modules: nn.Module) -> Iterator[None]:
     """Put ``modules`` (and all their children) in eval mode under ``no_grad``; restore each flag after."""
+    _check_modules(modules, "evaluation_mode")
     flags = [(m, m.training) for root in modules for m in root.modules()]
     try:
         for m, _ in flags:
@@ -36,7 +44,9 @@ def evaluation_mode(*modules: nn.Module) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def frozen_batchnorm(*modules: nn.Module, statistics: NormStatistics = "running") -> Iterator[None]:
+def frozen_batchnorm(
+    *modules: nn.Module, statistics: BatchNormHandling = "running"
+) -> Iterator[None]:
     """Keep the BatchNorm layers inside ``modules`` from learning their running statistics from
     what runs in the body (e.g. generated images in a consistency loss); restore them after.
 
@@ -51,13 +61,15 @@ def frozen_batchnorm(*modules: nn.Module, statistics: NormStatistics = "running"
             their running statistics (learnt from real data only), which stay as they are: the
             consistency loss then shapes the very networks that are evaluated later. On MNIST
             this gave the largest single gain of the library's recipe, together with an
-            invariance loss that compares with the prior coordinates (``reference="prior"``);
+            invariance loss that compares with the noise's own coordinates (``reference="noise"``);
             with the response as reference it was unstable (the reconstruction error doubled),
             docs/method.md. ``"batch"``: the layers normalise with the batch's own statistics,
             as in training, but do not update the running ones. ``"update"``: nothing changes
             (plain training mode).
 
-    Gradients flow through the layers' affine parameters in every setting.
+    Gradients flow through the layers' affine parameters in every setting. The consistency
+    losses do this themselves around their own passes (their ``batchnorm=`` argument); use this
+    context for passes of your own.
 
     Example:
         >>> import torch
@@ -68,10 +80,8 @@ def frozen_batchnorm(*modules: nn.Module, statistics: NormStatistics = "running"
         >>> torch.equal(net[1].running_mean, before), net[1].training
         (True, True)
     """
-    if statistics not in ("running", "batch", "update"):
-        raise InvalidValueError(
-            f'statistics must be "running", "batch" or "update"; got {statistics!r}'
-        )
+    check_choice("statistics", statistics, ("running", "batch", "update"))
+    _check_modules(modules, "frozen_batchnorm")
     norms = [m for root in modules for m in root.modules() if isinstance(m, _BatchNorm)]
     if statistics == "update" or not norms:
         yield

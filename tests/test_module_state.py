@@ -65,7 +65,7 @@ def test_update_is_plain_training_and_restores_on_error() -> None:
     with pytest.raises(RuntimeError, match="boom"), frozen_batchnorm(model):
         raise RuntimeError("boom")
     assert model[1].training
-    with pytest.raises(ValueError, match='statistics must be "running", "batch" or "update"'):
+    with pytest.raises(ValueError, match="statistics must be one of 'running', 'batch', 'update'"):
         with frozen_batchnorm(model, statistics="frozen"):  # type: ignore[arg-type]
             pass
 
