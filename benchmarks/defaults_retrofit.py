@@ -98,33 +98,39 @@ def reconstruction(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return (model.decoder(model.latent(z)) - x).square().sum((1, 2, 3)).mean()
 
 
-def run(job: dict[str, Any]) -> dict[str, Any]:
-    """Train one model of a pair (``job["variant"]``: ``plain`` or ``retrofit``) and score it."""
-    torch.set_num_threads(1)
-    from consistency import AggregatePosterior, ConsistencyEvaluator, InvarianceLoss
-    from consistency.data import mnist
-
-    arch, seed, variant = job["arch"], job["seed"], job["variant"]
-    train = mnist(job["data_root"], "train").images
-    test = mnist(job["data_root"], "test").images[: job["eval_data"]]
-    plain, retrofit = twins(arch, seed)
-    model = plain if variant == "plain" else retrofit
-    invariance = InvarianceLoss(model) if variant == "retrofit" else None  # the whole change
-    opt = torch.optim.Adam(model.parameters(), lr=job["lr"])
+def train_loop(
+    model: nn.Module,
+    loss_fn: Any,
+    images: torch.Tensor,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+) -> float:
+    """The user's loop: Adam on the summed squared error (+ ``loss_fn(means)`` when given);
+    batches from a generator seeded with ``seed``; the training seconds."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     batches = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed + 1)  # gate noise and prior samples: the same stream for every run
     model.train()
     t0 = time.perf_counter()
-    for _ in range(job["steps"]):
-        x = train[torch.randint(len(train), (job["batch_size"],), generator=batches)]
+    for _ in range(steps):
+        x = images[torch.randint(len(images), (batch_size,), generator=batches)]
         means = model.encoder(x)
         loss = (model.decoder(model.latent(means)) - x).square().sum((1, 2, 3)).mean()
-        if invariance is not None:
-            loss = loss + invariance(means)
+        if loss_fn is not None:
+            loss = loss + loss_fn(means)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    train_seconds = time.perf_counter() - t0
+    return time.perf_counter() - t0
+
+
+def score(model: nn.Module, test: torch.Tensor, eval_samples: int) -> dict[str, Any]:
+    """Test reconstruction and the consistency scores on the test images' means."""
+    from consistency import AggregatePosterior, ConsistencyEvaluator
+
     model.eval()
     with torch.no_grad():
         chunks = test.split(500)
@@ -138,22 +144,40 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     evaluator = ConsistencyEvaluator(
         model,
         bank,
-        n_samples=job["eval_samples"],
+        n_samples=eval_samples,
         n_interventions=10,
         generator=torch.Generator().manual_seed(0),
         progress=False,
     )
-    report = evaluator.evaluate("posterior")
-    scn = evaluator.self_consistency_table(MODES).means()
     return {
-        "key": key(job),
-        "kind": "run",
-        "job": job,
         "reconstruction": rec,
-        "mean_invariance": report.mean_invariance,
-        "self_consistency": scn,
-        "train_seconds": train_seconds,
+        "mean_invariance": evaluator.evaluate("posterior").mean_invariance,
+        "self_consistency": evaluator.self_consistency_table(MODES).means(),
     }
+
+
+def run(job: dict[str, Any]) -> dict[str, Any]:
+    """Train one model of a pair (``job["variant"]``: ``plain`` or ``retrofit``) and score it."""
+    torch.set_num_threads(1)
+    from consistency import InvarianceLoss
+    from consistency.data import mnist
+
+    plain, retrofit = twins(job["arch"], job["seed"])
+    model = plain if job["variant"] == "plain" else retrofit
+    invariance = InvarianceLoss(model) if job["variant"] == "retrofit" else None  # the change
+    seconds = train_loop(
+        model,
+        invariance,
+        mnist(job["data_root"], "train").images,
+        steps=job["steps"],
+        batch_size=job["batch_size"],
+        lr=job["lr"],
+        seed=job["seed"],
+    )
+    scores = score(
+        model, mnist(job["data_root"], "test").images[: job["eval_data"]], job["eval_samples"]
+    )
+    return {"key": key(job), "kind": "run", "job": job, **scores, "train_seconds": seconds}
 
 
 def time_steps(arch: str, batch: int, steps: int, rounds: int) -> dict[str, Any]:
@@ -234,13 +258,6 @@ def table(rows: dict[str, dict[str, Any]], args: argparse.Namespace) -> tuple[st
         for seed in args.seeds:
             pair = {}
             for variant in ("plain", "retrofit"):
-                job = dict(
-                    arch=arch,
-                    seed=seed,
-                    variant=variant,
-                    steps=args.steps,
-                    batch_size=args.batch_size,
-                )
                 k = f"run/{arch}/{seed}/{variant}/{args.steps}/{args.batch_size}"
                 if k in rows:
                     pair[variant] = rows[k]

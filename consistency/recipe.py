@@ -85,8 +85,8 @@ class ConsistencyRecipe:
             the identity.
         xblock_init: ``"xavier"`` or ``"pytorch"`` initialisation of the XBlock's MLPs.
         gate_init_mean, gate_init_std: the XBlock's gate logits start from
-            :math:`\mathcal N(\mathrm{mean}, \mathrm{std}^2)` (mean -3, std 0: every edge
-            closed; mean 0, std 0: every gate undecided at 0.5).
+            :math:`\mathcal N(\mathrm{mean}, \mathrm{std}^2)` (mean 0, std 0: every gate
+            undecided at 0.5; a negative mean starts the edges closed).
         xblock_out_activation: Mish on every cause unit's output (the authors' code).
     """
 
@@ -100,7 +100,7 @@ class ConsistencyRecipe:
     batchnorm: BatchNormHandling = "running"
     xblock_residual: bool = True
     xblock_init: Literal["xavier", "pytorch"] = "xavier"
-    gate_init_mean: float = -3.0
+    gate_init_mean: float = 0.0
     gate_init_std: float = 0.0
     xblock_out_activation: bool = False
 

@@ -76,13 +76,10 @@ class XBlock(nn.Module):
         out_activation: module (or module factory) applied to each unit's output; ``"mish"``:
             ``nn.Mish()``, as the authors' code; ``None`` (default): none.
         logit_init_mean, logit_init_std: gate logits start from ``N(mean, std^2)``. The
-            default, mean -3 and std 0, starts every edge closed (an eval-mode gate of
-            ``sigmoid(-3 / tau)``; in training about 5 % of Gumbel draws open an edge): a retrofit
-            starts from the model it was given and opens an edge only when training asks for
-            it. Gates that start undecided at 0.5 (mean 0) let every unit mix all its parents
-            from the first step; on a user's MLP autoencoder that made the retrofit less
-            consistent than its plain twin (docs/method.md, "Deviations"). The authors' code
-            used mean 0, std 1.
+            default, mean 0 and std 0, starts every gate undecided at 0.5, so the
+            initialisation does not choose the graph; a negative mean starts the edges closed
+            (mean -3: an eval-mode gate of ``sigmoid(-3 / tau)``). The authors' code used mean
+            0, std 1.
         learn_gates: ``False`` keeps the gates fixed at their initial values (a buffer, not a
             parameter), as the paper's CelebA X models did.
         init: ``"xavier"`` (default): Glorot-uniform weights and zero biases in every

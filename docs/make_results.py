@@ -11,34 +11,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _runs import fmt_mean_std, get  # noqa: E402  (the benchmarks' own readers of their rows)
+
 RESULTS = ROOT / "benchmarks" / "results"
 OUT = ROOT / "docs" / "results.md"
 MODES = ("posterior", "hybrid", "uniform")
 
 
-def _get(row: dict[str, Any], path: str) -> float | None:
-    value: Any = row
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return None if value is None else float(value)
-
-
 def _mean_std(values: Iterable[float | None], digits: int = 3) -> str:
-    vals = [v for v in values if v is not None and not math.isnan(v)]
-    if not vals:
-        return "—"
-    std = statistics.stdev(vals) if len(vals) > 1 else 0.0
-    return f"{statistics.fmean(vals):.{digits}f} ± {std:.{digits}f}"
+    return fmt_mean_std(values, digits)
 
 
 def _load(name: str) -> Any:
@@ -123,8 +111,8 @@ def runs_table(name: str, title: str, blurb: str) -> list[str]:
         rows = [r for r in runs if label(r) == model]
         cells = [
             _mean_std((r.get("test_reconstruction") for r in rows), 2),
-            _mean_std(_get(r, "spec.mean_invariance") for r in rows),
-            *(_mean_std(_get(r, f"spec.self_consistency.{m}") for r in rows) for m in MODES),
+            _mean_std(get(r, "spec.mean_invariance") for r in rows),
+            *(_mean_std(get(r, f"spec.self_consistency.{m}") for r in rows) for m in MODES),
         ]
         lines.append(f"| {model} | {len(rows)} | " + " | ".join(cells) + " |")
     return [*lines, ""]
@@ -168,7 +156,7 @@ def ground_truth_section(name: str, title: str) -> list[str]:
         for model in models:
             rows = [r for r in runs if r["run"]["dataset"] == d and r["model"] == model]
             cells = [
-                _mean_std((_get(r, path) for r in rows), digits) for _, path, digits in GT_COLUMNS
+                _mean_std((get(r, path) for r in rows), digits) for _, path, digits in GT_COLUMNS
             ]
             lines.append(
                 f"| {d.removeprefix('gt-')} | {model} | {len(rows)} | " + " | ".join(cells) + " |"

@@ -67,3 +67,19 @@ def test_readme_ground_truth_snippet_runs() -> None:
     exec(compile(snippet, "README.md", "exec"), namespace)
     assert set(namespace["scores"].summary()) >= {"irs", "mig"}  # type: ignore[attr-defined]
     assert namespace["lrm"].matrix.shape == (model.n, model.n)  # type: ignore[attr-defined]
+
+
+def test_results_page_is_generated_from_the_committed_json() -> None:
+    """docs/results.md is exactly what docs/make_results.py writes from benchmarks/results/, and
+    the README carries no result table of its own."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "make_results.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    readme = (ROOT / "README.md").read_text()
+    assert "| model |" not in readme and "± " not in readme

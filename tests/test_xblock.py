@@ -77,7 +77,7 @@ def test_adjacency_density_confidence() -> None:
     assert torch.equal(adj.tril(), torch.zeros(4, 4))
     assert torch.allclose(adj.triu(1), torch.full((4, 4), 0.5).triu(1))
     assert block.gate_confidence() == 0.0
-    closed = XBlock(4)  # the default: every edge starts closed, sigmoid(-3 / tau)
+    closed = XBlock(4, logit_init_mean=-3.0)  # every edge starts closed, sigmoid(-3 / tau)
     expected = torch.sigmoid(torch.tensor(-3.0 / closed.tau))
     assert torch.allclose(closed.adjacency().triu(1), torch.full((4, 4), float(expected)).triu(1))
     assert closed.edge_density() == 0.0
