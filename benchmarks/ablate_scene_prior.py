@@ -2,7 +2,7 @@
 
 Why it exists: with the library's recipe the quickstart's XCAE-I scores *below* its AE twin on
 posterior self-consistency for some seeds. This trains, per seed, the AE, XCAE-I with the
-default recipe and XCAE-I with ``Recipe(prior="posterior")`` at the quickstart's settings (900
+default recipe and XCAE-I with ``Recipe().replace(sampling="posterior")`` at the quickstart's settings (900
 steps, batch 128, lr 1e-3, τ annealed, 20,000 / 2,000 scene images), one thread, and prints one
 JSON line per run.
 
@@ -23,8 +23,8 @@ from consistency.train import TrainConfig, train
 
 RECIPES = {
     "working": Recipe(),
-    "posterior": Recipe(prior="posterior"),
-    "allrows": Recipe(n_samples=None),
+    "posterior": Recipe().replace(sampling="posterior"),
+    "allrows": Recipe().replace(n_samples=None),
 }
 
 

@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
         "",
         f"Command: `{command.strip()}`",
         "",
-        f"Recipe: `Recipe({', '.join(f'{k}={v!r}' for k, v in recipe.items())})`"
+        f"Recipe: `Recipe().replace({', '.join(f'{k}={v!r}' for k, v in recipe.items())})`"
         + (" (the library defaults)" if not recipe else " (AE rows: defaults)")
         + f", model family AE, the small preset per data set (n = number of "
         f"factors), {args.steps} steps × batch {args.batch_size}, Adam {args.lr}, τ annealed; "

@@ -254,8 +254,8 @@ _SHARED_ARGS = r"""
         n_samples: how many prior samples a call uses: a random subset of the batch's rows
             (an unbiased, cheaper estimate; ``None``: every row), or the number drawn from the
             sampler without latents (``None``: ``min(len(sampler), 128)``). Each costs one pass
-            through generator and encoder: default 32, about ``1 + 32 / batch_size`` times the
-            cost of a plain step.
+            through generator and encoder; the default, 16, and what it costs are measured in
+            docs/results.md.
         stop_reference: the reference is a fixed target without gradient (default). With
             gradients through both sides the cheapest way to agree is a map that ignores its
             input, and self-consistency collapses (docs/method.md).

@@ -93,7 +93,7 @@ class ConsistencyRecipe:
     sampling: SamplingMode = "hybrid"
     reference: Reference = "noise"
     normalise: Normalise | None = "noise"
-    n_samples: int | None = 32
+    n_samples: int | None = 16
     weight: float = 4.0
     stop_reference: bool = True
     intervention_values: InterventionValues = "batch"

@@ -138,7 +138,8 @@ def ground_truth_section(name: str, title: str) -> list[str]:
         f"## {title}",
         "",
         f"File: `benchmarks/results/{name}` (the command and the definitions: "
-        f"`benchmarks/results/{Path(name).with_suffix('.md').name}`).",
+        f"`benchmarks/results/{Path(name).with_suffix('.md').name}`). Made with 32 prior "
+        "samples per step (the default is now 16, docs/method.md item 12).",
         "",
         "| data | model | seeds | " + " | ".join(c[0] for c in GT_COLUMNS) + " |",
         "|---|---|---|" + "---|" * len(GT_COLUMNS),
@@ -179,8 +180,9 @@ def render() -> str:
     lines += runs_table(
         "mnist_reduced.json",
         "The paper's MNIST models (reduced budget)",
-        "Preset S, `Recipe()` as it was when the file was made (before the twin-init change "
-        "and before the closed-gate XBlock default; docs/method.md).",
+        "Preset S, `Recipe()` as it was when the file was made: 32 prior samples per step "
+        "(now 16) and X models whose decoder init differed from their plain twin's "
+        "(docs/method.md, \"Deviations\").",
     )
     lines += ground_truth_section("ground_truth.json", "Data with known causes")
     lines += runs_table(

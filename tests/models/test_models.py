@@ -145,13 +145,13 @@ def test_recipe_default_faithful_and_errors() -> None:
     assert isinstance(default.encoder.head[-1], torch.nn.Identity)
     assert default.xblock is not None and default.xblock.residual
     assert default.consistency is not None and default.consistency.normalise == "noise"
-    assert default.consistency.n_samples == Recipe().consistency.n_samples == 32
+    assert default.consistency.n_samples == Recipe().consistency.n_samples == 16
     assert Recipe().replace(n_samples=8).consistency.n_samples == 8
     assert paper.consistency.n_samples is None  # the authors': the whole batch
 
 
 def test_default_consistency_pass_takes_a_subset_of_the_batch() -> None:
-    """XC-I training step at batch 128: the encoder sees the batch, then the 32 intervened
+    """XC-I training step at batch 128: the encoder sees the batch, then the 16 intervened
     prior samples of the consistency term (the recipe's n_samples), nothing else."""
     from consistency.models import Recipe
 
@@ -160,7 +160,7 @@ def test_default_consistency_pass_takes_a_subset_of_the_batch() -> None:
     sizes: list[int] = []
     model.encoder.register_forward_hook(lambda _m, args, _out: sizes.append(args[0].shape[0]))
     model.loss(torch.rand(128, 1, 28, 28))
-    assert sizes == [128, 32]
+    assert sizes == [128, 16]
     every = build_model("AE", "S", "XC-I", recipe=Recipe().replace(n_samples=None)).train()
     sizes.clear()
     every.encoder.register_forward_hook(lambda _m, args, _out: sizes.append(args[0].shape[0]))
