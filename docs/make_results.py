@@ -182,7 +182,7 @@ def render() -> str:
         "The paper's MNIST models (reduced budget)",
         "Preset S, `Recipe()` as it was when the file was made: 32 prior samples per step "
         "(now 16) and X models whose decoder init differed from their plain twin's "
-        "(docs/method.md, \"Deviations\").",
+        '(docs/method.md, "Deviations").',
     )
     lines += ground_truth_section("ground_truth.json", "Data with known causes")
     lines += runs_table(
