@@ -6,7 +6,8 @@ for one seed with the same init, batches and evaluation as there, in one of the 
 * ``plain``: no XBlock, no loss (the twin);
 * ``X``: the XBlock alone; ``C``: the loss alone (no XBlock); ``XC``: both (the retrofit);
 
-and ``key=value`` changes: ``weight``, ``sampling``, ``bn`` (the loss's ``batchnorm``),
+and ``key=value`` changes: ``weight``, ``sampling``, ``bn`` (the loss's ``batchnorm``, or
+``data_detached``: the real batch's statistics without their gradient),
 ``rows`` (``n_samples``), ``gate_init`` (the XBlock's initial logit, default 0), ``edges=none`` (gate
 logits fixed at -30: no parent reaches a unit), ``gates=mean`` (the XBlock in eval mode during
 training: deterministic gates), ``tau``, ``init``, ``residual``.
@@ -74,7 +75,14 @@ def main(argv: list[str] | None = None) -> dict:
         kw: dict = {"weight": float(extra.get("weight", 4.0))}
         if "sampling" in extra:
             kw["sampling"] = extra["sampling"]
-        if "bn" in extra:
+        if extra.get("bn") == "data_detached":  # the real batch's statistics without gradient
+            import consistency.module_state as ms
+
+            normalise = ms._normalise_with
+            ms._normalise_with = lambda layer, stats, x: normalise(  # type: ignore[assignment]
+                layer, (stats[0].detach(), stats[1].detach()), x
+            )
+        elif "bn" in extra:
             kw["batchnorm"] = extra["bn"]
         if "rows" in extra:
             kw["n_samples"] = int(extra["rows"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any, Literal, TypeVar
 
@@ -19,6 +20,7 @@ from .functional import (
     unit_variance,
 )
 from .intervention import Interventions, draw_interventions, intervene
+from .module_state import DataStatistics
 from .recipe import (
     FAITHFUL,
     RECIPE,
@@ -78,6 +80,9 @@ class _ConsistencyLoss(nn.Module):
             )
         handle = ResponseModel.of(model, max_batch=max_batch, owner=owner)
         self._refs = (handle, sampler)
+        # "data": hooks that record each BatchNorm layer's real-batch statistics (nothing runs)
+        stats = DataStatistics(*handle.modules) if batchnorm == "data" else None
+        self._data_statistics = stats if stats is not None and stats.layers else None
         self.sampling: SamplingMode = check_choice("sampling", sampling, SAMPLING_MODES)
         self.normalise: Normalise | None = check_choice(
             "normalise", normalise, ("noise", "response", None)
@@ -86,7 +91,7 @@ class _ConsistencyLoss(nn.Module):
             "intervention_values", intervention_values, ("batch", "sampler")
         )
         self.batchnorm: BatchNormHandling = check_choice(
-            "batchnorm", batchnorm, ("running", "batch", "update")
+            "batchnorm", batchnorm, ("data", "running", "batch", "update")
         )
         self.dims: Dims = check_choice("dims", dims, ("random", "all"))
         self.n_interventions = check_positive_int(n_interventions, "n_interventions")
@@ -227,8 +232,23 @@ class _ConsistencyLoss(nn.Module):
             keep = keep[: self.n_samples].to(prior.device)
             prior = prior[keep]
             responses = None if responses is None else responses[keep]
-        with self._refs[0].frozen_batchnorm(self.batchnorm):
+        with self.passes():
             return self.weight * self._compute(prior, value_source, responses)
+
+    def passes(self) -> contextlib.AbstractContextManager[None]:
+        """The context the loss's passes run in: the model's BatchNorm layers as ``batchnorm``
+        says, restored after (for passes of one's own that should match, e.g. a reused
+        reconstruction's response)."""
+        if self.batchnorm == "data":
+            stats = self._data_statistics
+            return stats.applied() if stats is not None else contextlib.nullcontext()
+        return self._refs[0].frozen_batchnorm(self.batchnorm)
+
+    def remove_hooks(self) -> None:
+        """Take off the BatchNorm hooks of ``batchnorm="data"`` (the loss then falls back to the
+        running statistics)."""
+        if self._data_statistics is not None:
+            self._data_statistics.remove()
 
     def _compute(
         self, prior: Tensor, value_source: AggregatePosterior | Tensor, responses: Tensor | None
@@ -263,11 +283,15 @@ _SHARED_ARGS = r"""
             (default: the batch's own means, the current encoder's aggregate posterior) or
             ``"sampler"`` (the sampler's bank, a ring buffer of earlier means; the batch while
             it is empty).
-        batchnorm: the model's BatchNorm layers during the loss's passes:
-            ``"running"`` (default: eval mode, running statistics untouched, so the loss shapes
-            the network that is evaluated), ``"batch"`` (batch statistics, running ones
-            untouched) or ``"update"`` (plain training mode: generated images move the
-            statistics). See :func:`~consistency.frozen_batchnorm`.
+        batchnorm: the model's BatchNorm layers during the loss's passes: ``"data"``
+            (default): each layer normalises with the statistics of the real batch it last saw
+            in training mode (the step's reconstruction pass; call the loss after it), with the
+            gradient through them, so the loss shapes the function the reconstruction trains
+            (:class:`~consistency.module_state.DataStatistics`; building the loss puts a
+            recording hook on each BatchNorm layer, :meth:`remove_hooks` takes them off);
+            ``"running"``: eval mode, running statistics; ``"batch"``: the generated batch's own
+            statistics; ``"update"``: plain training mode (generated images move the running
+            statistics). Running statistics move only in ``"update"``.
         dims: ``"random"`` (one dimension per sample, an unbiased estimate) or ``"all"``
             (every dimension for every sample: the algorithm exactly).
         n_interventions: values per (sample, dimension).

@@ -7,16 +7,18 @@ every flag it touches and puts it back, also when the body raises.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
+from typing import Literal
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .errors import InvalidTypeError
-from .recipe import BatchNormHandling, check_choice
+from .recipe import check_choice
 
-__all__ = ["evaluation_mode", "frozen_batchnorm"]
+__all__ = ["DataStatistics", "evaluation_mode", "frozen_batchnorm"]
 
 
 def _check_modules(modules: tuple[object, ...], owner: str) -> None:
@@ -45,7 +47,7 @@ def evaluation_mode(*modules: nn.Module) -> Iterator[None]:
 
 @contextlib.contextmanager
 def frozen_batchnorm(
-    *modules: nn.Module, statistics: BatchNormHandling = "running"
+    *modules: nn.Module, statistics: Literal["running", "batch", "update"] = "running"
 ) -> Iterator[None]:
     """Keep the BatchNorm layers inside ``modules`` from learning their running statistics from
     what runs in the body (e.g. generated images in a consistency loss); restore them after.
@@ -80,7 +82,7 @@ def frozen_batchnorm(
         >>> torch.equal(net[1].running_mean, before), net[1].training
         (True, True)
     """
-    check_choice("statistics", statistics, ("running", "batch", "update"))
+    check_choice("statistics", statistics, ("running", "batch", "update"))  # "data": DataStatistics
     _check_modules(modules, "frozen_batchnorm")
     norms = [m for root in modules for m in root.modules() if isinstance(m, _BatchNorm)]
     if statistics == "update" or not norms:
@@ -118,3 +120,99 @@ def modules_of(*objs: object) -> list[nn.Module]:
         if isinstance(mod, nn.Module):
             found.append(mod)
     return found
+
+
+class DataStatistics:
+    """The batch statistics each BatchNorm layer under ``modules`` last saw in training mode,
+    kept with their autograd graph, and a context that normalises other batches with them.
+
+    A forward pre-hook on every BatchNorm layer records the mean and (biased) variance of its
+    input whenever it runs in training mode outside :meth:`applied`: in a training loop, the
+    statistics of the step's real batch (the reconstruction pass). Inside :meth:`applied` each
+    layer normalises with those statistics instead of its input's own, *with the gradient
+    through them*, so a pass of generated data shapes the same function as the real batch's pass
+    and, like it, is unchanged by rescaling the weights before the layer; no running statistic
+    moves. Statistics are used once: after :meth:`applied` they are stale, and a layer without
+    fresh statistics (before the first real batch, or a second pass in one step) runs in eval mode
+    on its running statistics.
+
+    The consistency losses build one when ``batchnorm="data"`` (the default) and the model has
+    BatchNorm layers; :meth:`remove` takes the hooks off.
+
+    Example:
+        >>> import torch
+        >>> net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4)).train()
+        >>> stats = DataStatistics(net)
+        >>> real = net(torch.randn(8, 3))  # recorded
+        >>> before = net[1].running_mean.clone()
+        >>> with stats.applied():
+        ...     generated = net(torch.randn(2, 3) + 5)  # normalised as the real batch was
+        >>> torch.equal(net[1].running_mean, before), generated.requires_grad
+        (True, True)
+        >>> stats.remove()
+    """
+
+    def __init__(self, *modules: nn.Module) -> None:
+        _check_modules(modules, "DataStatistics")
+        seen: set[int] = set()
+        self.layers: list[_BatchNorm] = []
+        for root in modules:
+            for m in root.modules():
+                if isinstance(m, _BatchNorm) and id(m) not in seen:
+                    seen.add(id(m))
+                    self.layers.append(m)
+        self._stats: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._applying = False
+        self._handles = [m.register_forward_pre_hook(self._record) for m in self.layers]
+
+    def _record(self, module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        if module.training and not self._applying and args:
+            x = args[0]
+            dims = [0, *range(2, x.ndim)]
+            self._stats[id(module)] = (x.mean(dims), x.var(dims, unbiased=False))
+
+    @contextlib.contextmanager
+    def applied(self) -> Iterator[None]:
+        """Every layer with fresh statistics normalises with them; the others run in eval mode
+        on their running statistics; nothing is recorded; everything is restored after."""
+        self._applying = True
+        swapped: list[tuple[_BatchNorm, bool, object]] = []
+        try:
+            for m in self.layers:
+                stats = self._stats.get(id(m))
+                swapped.append((m, m.training, m.__dict__.get("forward", _MISSING)))
+                if stats is None or not m.training:
+                    m.training = False
+                else:
+                    m.forward = functools.partial(_normalise_with, m, stats)  # type: ignore[method-assign]
+            yield
+        finally:
+            for m, training, forward in swapped:
+                m.training = training
+                if forward is _MISSING:
+                    m.__dict__.pop("forward", None)
+                else:
+                    m.forward = forward  # type: ignore[method-assign, assignment]
+            self._stats.clear()
+            self._applying = False
+
+    def remove(self) -> None:
+        """Take the recording hooks off the layers."""
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        self._stats.clear()
+
+
+_MISSING = object()
+
+
+def _normalise_with(
+    layer: _BatchNorm, stats: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor
+) -> torch.Tensor:
+    mean, var = stats
+    shape = [1, -1] + [1] * (x.ndim - 2)
+    out = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + layer.eps)
+    if layer.affine:
+        out = out * layer.weight.view(shape) + layer.bias.view(shape)
+    return out

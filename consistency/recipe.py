@@ -31,7 +31,7 @@ __all__ = [
 Reference = Literal["noise", "response"]
 Normalise = Literal["noise", "response"]
 InterventionValues = Literal["batch", "sampler"]
-BatchNormHandling = Literal["running", "batch", "update"]
+BatchNormHandling = Literal["data", "running", "batch", "update"]
 
 # values this library used before 0.2, and what they are called now (for the error messages)
 RENAMED_VALUES: dict[str, dict[str, str]] = {
@@ -78,9 +78,12 @@ class ConsistencyRecipe:
         stop_reference: the reference is a fixed target (no gradient).
         intervention_values: where the values :math:`v \sim Q(N_m)` come from: the batch's
             means (``"batch"``) or the sampler's bank (``"sampler"``).
-        batchnorm: BatchNorm layers in the consistency passes (:func:`~consistency.frozen_batchnorm`):
-            ``"running"`` (eval mode, statistics untouched), ``"batch"`` (batch statistics,
-            running ones untouched) or ``"update"`` (plain training mode).
+        batchnorm: BatchNorm layers in the consistency passes: ``"data"`` (normalised with the
+            statistics of the real batch each layer last saw in training, with their gradient,
+            :class:`~consistency.module_state.DataStatistics`), ``"running"`` (eval mode),
+            ``"batch"`` (the generated batch's own statistics) or ``"update"`` (plain training
+            mode); running statistics move only in ``"update"``
+            (:func:`~consistency.frozen_batchnorm`).
         xblock_residual: the XBlock's units compute :math:`Z_i = N_i + f_i(\cdot)` and start as
             the identity.
         xblock_init: ``"xavier"`` or ``"pytorch"`` initialisation of the XBlock's MLPs.
@@ -97,7 +100,7 @@ class ConsistencyRecipe:
     weight: float = 4.0
     stop_reference: bool = True
     intervention_values: InterventionValues = "batch"
-    batchnorm: BatchNormHandling = "running"
+    batchnorm: BatchNormHandling = "data"
     xblock_residual: bool = True
     xblock_init: Literal["xavier", "pytorch"] = "xavier"
     gate_init_mean: float = 0.0

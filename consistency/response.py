@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -15,7 +15,6 @@ from ._checks import check_latents, check_positive_int, is_compiling, user_stack
 from .encoding import posterior_mean
 from .errors import InvalidTypeError, InvalidValueError, ShapeError
 from .module_state import evaluation_mode, frozen_batchnorm, modules_of
-from .recipe import BatchNormHandling
 from .xblock import XBlock
 
 __all__ = ["ResponseModel", "response"]
@@ -322,7 +321,7 @@ class ResponseModel:
             yield
 
     def frozen_batchnorm(
-        self, statistics: BatchNormHandling
+        self, statistics: Literal["running", "batch", "update"]
     ) -> contextlib.AbstractContextManager[None]:
         """:func:`~consistency.frozen_batchnorm` over every module involved."""
         return frozen_batchnorm(*self.modules, statistics=statistics)

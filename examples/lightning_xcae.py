@@ -58,8 +58,8 @@ class XCAE(L.LightningModule):
         self.encoder, self.decoder = conv_autoencoder()
         self.latent = XBlock(N, 1)
         self.sampler = AggregatePosterior(N)
-        # the module itself is the model (.encoder, .latent, .decoder); the loss puts its
-        # BatchNorm layers in eval mode during the consistency passes
+        # the module itself is the model (.encoder, .latent, .decoder); the loss normalises its
+        # consistency passes with the BatchNorm statistics of the step's real batch
         self.invariance = InvarianceLoss(self, weight=weight)
         self.metric = ConsistencyMetric(self, n_samples=eval_samples, n_interventions=3)
 

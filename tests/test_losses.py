@@ -769,7 +769,7 @@ def test_equivariance_loss_keeps_its_configuration() -> None:
         RECIPE.n_samples,
         RECIPE.weight,
     )
-    assert default.stop_reference is True and default.batchnorm == "running"
+    assert default.stop_reference is True and default.batchnorm == "data"
     paper = EquivarianceLoss.faithful(model)
     assert (paper.sampling, paper.n_samples, paper.normalise, paper.batchnorm) == (
         "posterior",

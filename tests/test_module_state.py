@@ -77,3 +77,50 @@ def test_evaluation_mode_restores_mixed_flags() -> None:
         assert not any(m.training for m in model.modules())
         assert not torch.is_grad_enabled()
     assert model.training and model[1].training and not model[2].training
+
+
+def test_data_statistics_normalise_with_the_real_batch_and_carry_its_gradient() -> None:
+    """Inside applied() a BatchNorm layer computes (x - mean_real) / sqrt(var_real + eps) with the
+    real batch's statistics, gradients reach the layers before it through those statistics, the
+    pass is unchanged by rescaling the weights before the layer (as training-mode BatchNorm is),
+    nothing running moves, the statistics are used once, and remove() takes the hooks off."""
+    from consistency.module_state import DataStatistics
+
+    torch.manual_seed(0)
+    lin, bn = torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4)
+    net = torch.nn.Sequential(lin, bn).train()
+    stats = DataStatistics(net)
+    real, gen = torch.randn(16, 3), torch.randn(5, 3) * 3 + 1
+    h = lin(real)
+    net(real)
+    buffers = [b.clone() for b in bn.buffers()]
+    with stats.applied():
+        out = net(gen)
+    expected = (lin(gen) - h.mean(0)) / (
+        h.var(0, unbiased=False) + bn.eps
+    ).sqrt() * bn.weight + bn.bias
+    torch.testing.assert_close(out, expected)
+    assert all(torch.equal(a, b) for a, b in zip(buffers, bn.buffers()))
+    # the gradient reaches the weights before the layer through the real batch's statistics
+    (g_data,) = torch.autograd.grad(out.square().sum(), lin.weight)
+    (g_fixed,) = torch.autograd.grad(
+        ((lin(gen) - h.mean(0).detach()) / (h.var(0, unbiased=False).detach() + bn.eps).sqrt()
+         * bn.weight + bn.bias).square().sum(),
+        lin.weight,
+    )  # fmt: skip
+    assert not torch.allclose(g_data, g_fixed)
+    # scale invariance: the same pass after W, b -> 3 W, 3 b
+    with torch.no_grad():
+        lin.weight.mul_(3), lin.bias.mul_(3)
+    net(real)
+    with stats.applied():
+        torch.testing.assert_close(net(gen), out.detach(), rtol=1e-3, atol=1e-3)  # eps
+    # used once: a second pass without a new real batch runs on the running statistics
+    with stats.applied():
+        assert not bn.training
+        net(gen)
+    assert bn.training and "forward" not in bn.__dict__
+    stats.remove()
+    net(real)
+    with stats.applied():
+        assert not bn.training  # nothing recorded any more

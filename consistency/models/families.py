@@ -296,7 +296,7 @@ class PaperModel(nn.Module):
             reuse = c.sampling == "posterior" and c.reference == "response" and not self.stochastic
             if isinstance(self.consistency, InvarianceLoss) and reuse:
                 # reuse the reconstruction: R(N) = E(x_hat), under the loss's BatchNorm handling
-                with self.consistency.model.frozen_batchnorm(c.batchnorm):
+                with self.consistency.passes():
                     responses = self.means(x_hat)
                 consistency = self.consistency(mean, responses=responses)
             else:
