@@ -12,6 +12,11 @@ from torch import Tensor
 
 Fn = Callable[[Tensor], Tensor]
 
+# the losses as Algorithm 1 / 2 write them (posterior prior samples, every row, weight 1, the
+# response as reference / gradient through both sides), for tests of their mechanics
+ALGORITHM_1 = dict(sampling="posterior", n_samples=None, weight=1.0, reference="response")
+ALGORITHM_2 = dict(sampling="posterior", n_samples=None, weight=1.0, stop_reference=False)
+
 
 def respond_one(encoder: Fn, decoder: Fn, noise: Tensor) -> Tensor:
     """R(N) of a single noise vector ``(n,)``."""

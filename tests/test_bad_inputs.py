@@ -31,6 +31,7 @@ from consistency import (
     response,
 )
 from consistency.metrics import random_dag_shd
+from tests.harness import ALGORITHM_1, ALGORITHM_2
 
 N = 3
 
@@ -86,10 +87,7 @@ def _loss_call(w: World, latents: torch.Tensor) -> None:
     InvarianceLoss(
         ResponseModel(w.encoder, w.decoder),
         w.sampler,
-        sampling="posterior",
-        n_samples=None,
-        weight=1.0,
-        reference="response",
+        **ALGORITHM_1,
     )(latents)
 
 
@@ -194,10 +192,7 @@ CASES: list[tuple[str, Callable[[World], object], type[Exception], tuple[str, ..
             ResponseModel(w.encoder, w.decoder),
             w.sampler,
             dims="some",
-            sampling="posterior",
-            n_samples=None,
-            weight=1.0,
-            reference="response",
+            **ALGORITHM_1,
         ),
         ValueError,
         ("dims", "some"),
@@ -221,10 +216,7 @@ CASES: list[tuple[str, Callable[[World], object], type[Exception], tuple[str, ..
             ResponseModel(w.encoder, w.decoder),
             w.sampler,
             normalise="std",
-            sampling="posterior",
-            n_samples=None,
-            weight=1.0,
-            reference="response",
+            **ALGORITHM_1,
         ),
         ValueError,
         ("normalise", "std"),
@@ -235,10 +227,7 @@ CASES: list[tuple[str, Callable[[World], object], type[Exception], tuple[str, ..
             ResponseModel(w.encoder, w.decoder),
             w.sampler,
             intervention_values="bank",
-            sampling="posterior",
-            n_samples=None,
-            weight=1.0,
-            stop_reference=False,
+            **ALGORITHM_2,
         ),
         ValueError,
         ("intervention_values", "bank"),
@@ -248,10 +237,7 @@ CASES: list[tuple[str, Callable[[World], object], type[Exception], tuple[str, ..
         lambda w: InvarianceLoss(
             ResponseModel(w.encoder, w.decoder),
             torch.zeros(3),
-            sampling="posterior",
-            n_samples=None,
-            weight=1.0,
-            reference="response",
+            **ALGORITHM_1,
         ),
         TypeError,
         ("sampler", "Tensor"),
@@ -262,10 +248,7 @@ CASES: list[tuple[str, Callable[[World], object], type[Exception], tuple[str, ..
             ResponseModel(w.encoder, w.decoder),
             w.sampler,
             n_interventions=0,
-            sampling="posterior",
-            n_samples=None,
-            weight=1.0,
-            reference="response",
+            **ALGORITHM_1,
         ),
         ValueError,
         ("n_interventions", "0"),
@@ -281,10 +264,7 @@ CASES: list[tuple[str, Callable[[World], object], type[Exception], tuple[str, ..
         "loss with n < 2",
         lambda w: InvarianceLoss(
             ResponseModel(nn.Linear(5, 1), nn.Linear(1, 5)),
-            sampling="posterior",
-            n_samples=None,
-            weight=1.0,
-            reference="response",
+            **ALGORITHM_1,
         )(torch.randn(4, 1)),
         ValueError,
         ("n", "1"),
@@ -293,10 +273,7 @@ CASES: list[tuple[str, Callable[[World], object], type[Exception], tuple[str, ..
         "loss without latents or sampler",
         lambda w: InvarianceLoss(
             ResponseModel(w.encoder, w.decoder),
-            sampling="posterior",
-            n_samples=None,
-            weight=1.0,
-            reference="response",
+            **ALGORITHM_1,
         )(),
         ValueError,
         ("latents", "sampler"),

@@ -18,6 +18,7 @@ from consistency import (
     ResponseModel,
     XBlock,
 )
+from tests.harness import ALGORITHM_1, ALGORITHM_2
 
 pytestmark = [
     pytest.mark.cuda,
@@ -70,19 +71,13 @@ def test_losses_on_cuda_float32_and_bf16(kind: str, amp: bool) -> None:
         loss_fn: nn.Module = InvarianceLoss(
             ResponseModel(enc, generate),
             q,
-            sampling="posterior",
-            n_samples=None,
-            weight=1.0,
-            reference="response",
+            **ALGORITHM_1,
         )
     else:
         loss_fn = EquivarianceLoss(
             ResponseModel(enc, generate, xblock=block),
             q,
-            sampling="posterior",
-            n_samples=None,
-            weight=1.0,
-            stop_reference=False,
+            **ALGORITHM_2,
         )
     x = torch.randn(32, 16, device=CUDA)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
@@ -104,19 +99,13 @@ def test_losses_on_cuda_float32_and_bf16(kind: str, amp: bool) -> None:
         cpu = InvarianceLoss(
             ResponseModel(cpu_enc, cpu_dec),
             banks[0],
-            sampling="posterior",
-            n_samples=None,
-            weight=1.0,
-            reference="response",
+            **ALGORITHM_1,
             **kw,
         )(latents)  # type: ignore[arg-type]
         gpu = InvarianceLoss(
             ResponseModel(enc, dec),
             banks[1],
-            sampling="posterior",
-            n_samples=None,
-            weight=1.0,
-            reference="response",
+            **ALGORITHM_1,
             **kw,
         )(latents.to(CUDA))  # type: ignore[arg-type]
         assert gpu.device.type == "cuda"

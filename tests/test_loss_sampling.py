@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from consistency import AggregatePosterior, InvarianceLoss, ResponseModel
+from tests.harness import ALGORITHM_1
 
 
 class Spy:
@@ -162,10 +163,7 @@ def test_default_stop_reference_and_a_constant_coordinate_under_prior_normalisat
     assert (
         InvarianceLoss(
             ResponseModel(Spy(3), lambda z: z),
-            sampling="posterior",
-            n_samples=None,
-            weight=1.0,
-            reference="response",
+            **ALGORITHM_1,
         ).stop_reference
         is True
     )

@@ -20,6 +20,7 @@ from consistency.testing import (
     assert_elementwise_response_invariant,
     assert_identity_response_losses_zero,
 )
+from tests.harness import ALGORITHM_1, ALGORITHM_2
 
 
 def invertible_pair(n: int, d: int, seed: int, scale: float = 1.0):  # type: ignore[no-untyped-def]
@@ -69,10 +70,7 @@ def test_mixing_response_is_penalised(n: int, seed: int) -> None:
         ResponseModel(lambda x: x @ mix, lambda z: z),
         dims="all",
         generator=g,
-        sampling="posterior",
-        n_samples=None,
-        weight=1.0,
-        reference="response",
+        **ALGORITHM_1,
     )
     assert float(loss(latents)) > 1e-3
     with pytest.raises(AssertionError, match="invariance loss is"):
@@ -109,10 +107,7 @@ def test_random_dims_is_unbiased_for_all_dims() -> None:
                 bank,
                 dims=dims,
                 generator=g,
-                sampling="posterior",
-                n_samples=None,
-                weight=1.0,
-                reference="response",
+                **ALGORITHM_1,
             )
             with torch.no_grad():
                 store.append(float(loss(latents)))
@@ -157,20 +152,14 @@ def test_stop_reference_cuts_reference_gradient() -> None:
         dims="all",
         generator=g1,
         stop_reference=False,
-        sampling="posterior",
-        n_samples=None,
-        weight=1.0,
-        reference="response",
+        **ALGORITHM_1,
     )(prior)
     stopped = InvarianceLoss(
         ResponseModel(enc, lambda z: z),
         dims="all",
         generator=g2,
         stop_reference=True,
-        sampling="posterior",
-        n_samples=None,
-        weight=1.0,
-        reference="response",
+        **ALGORITHM_1,
     )(prior)
     assert torch.allclose(full, stopped)
     (gf,) = torch.autograd.grad(full, enc.weight)
@@ -189,20 +178,14 @@ def test_responses_fast_path_equals_slow_path() -> None:
         dims="all",
         n_interventions=2,
         generator=torch.Generator().manual_seed(3),
-        sampling="posterior",
-        n_samples=None,
-        weight=1.0,
-        reference="response",
+        **ALGORITHM_1,
     )(latents)
     fast = InvarianceLoss(
         ResponseModel(model.encoder, model.generate),
         dims="all",
         n_interventions=2,
         generator=torch.Generator().manual_seed(3),
-        sampling="posterior",
-        n_samples=None,
-        weight=1.0,
-        reference="response",
+        **ALGORITHM_1,
     )(latents, responses=responses)
     assert torch.equal(slow, fast)
 
@@ -241,10 +224,7 @@ def test_max_batch_chunks_give_same_value() -> None:
             n_interventions=2,
             max_batch=mb,
             generator=torch.Generator().manual_seed(0),
-            sampling="posterior",
-            n_samples=None,
-            weight=1.0,
-            reference="response",
+            **ALGORITHM_1,
         )(latents)
         for mb in (None, 5)
     ]
@@ -284,10 +264,7 @@ def test_errors() -> None:
     with pytest.raises(ShapeError, match=r"n >= 2 .*got n = 1"):
         InvarianceLoss(
             ResponseModel(lambda x: x, lambda z: z),
-            sampling="posterior",
-            n_samples=None,
-            weight=1.0,
-            reference="response",
+            **ALGORITHM_1,
         )(torch.randn(4, 1))
     bank = AggregatePosterior(3)
     bank.update(torch.randn(4, 3))
@@ -295,45 +272,30 @@ def test_errors() -> None:
         InvarianceLoss(
             ResponseModel(model.encoder, model.generate),
             bank,
-            sampling="posterior",
-            n_samples=None,
-            weight=1.0,
-            reference="response",
+            **ALGORITHM_1,
         )(torch.randn(4, 4))
     with pytest.raises(ShapeError, match=r"generative map failed on input of shape \(\d+, 4\)"):
         InvarianceLoss(
             ResponseModel(model.encoder, model.generate),
-            sampling="posterior",
-            n_samples=None,
-            weight=1.0,
-            reference="response",
+            **ALGORITHM_1,
         )(torch.randn(4, 4))
     with pytest.raises(ValueError, match="dims must be one of 'random', 'all'"):
         InvarianceLoss(
             ResponseModel(model.encoder, model.generate),
             bank,
             dims="some",
-            sampling="posterior",
-            n_samples=None,
-            weight=1.0,
-            reference="response",
+            **ALGORITHM_1,
         )  # type: ignore[arg-type]
     with pytest.raises(ShapeError, match=r"responses must have the latents' shape \(4, 3\)"):
         InvarianceLoss(
             ResponseModel(model.encoder, model.generate),
             bank,
-            sampling="posterior",
-            n_samples=None,
-            weight=1.0,
-            reference="response",
+            **ALGORITHM_1,
         )(torch.randn(4, 3), responses=torch.randn(4, 2))
     with pytest.raises(ValueError, match="no latents were given"):
         InvarianceLoss(
             ResponseModel(model.encoder, model.generate),
-            sampling="posterior",
-            n_samples=None,
-            weight=1.0,
-            reference="response",
+            **ALGORITHM_1,
         )()
     with pytest.raises(
         ShapeError, match="response E\\(D\\(noise\\)\\) must have the noise's shape"
@@ -346,10 +308,7 @@ def test_loss_registers_nothing_of_the_model() -> None:
     loss = InvarianceLoss(
         ResponseModel(model.encoder, model.generate),
         AggregatePosterior(3),
-        sampling="posterior",
-        n_samples=None,
-        weight=1.0,
-        reference="response",
+        **ALGORITHM_1,
     )
     assert list(loss.parameters()) == [] and list(loss.buffers()) == []
     assert loss.state_dict() == {}
@@ -380,19 +339,13 @@ def test_compiled_networks_match_eager() -> None:
         ResponseModel(model.encoder, model.decoder),
         dims="all",
         generator=torch.Generator().manual_seed(0),
-        sampling="posterior",
-        n_samples=None,
-        weight=1.0,
-        reference="response",
+        **ALGORITHM_1,
     )(latents)
     compiled = InvarianceLoss(
         ResponseModel(enc, dec),
         dims="all",
         generator=torch.Generator().manual_seed(0),
-        sampling="posterior",
-        n_samples=None,
-        weight=1.0,
-        reference="response",
+        **ALGORITHM_1,
     )(latents)
     assert torch.allclose(eager, compiled, atol=1e-6)
     compiled.backward()
@@ -433,10 +386,7 @@ def test_training_lowers_invariance_loss() -> None:
             dims="all",
             n_interventions=4,
             generator=torch.Generator().manual_seed(0),
-            sampling="posterior",
-            n_samples=None,
-            weight=1.0,
-            reference="response",
+            **ALGORITHM_1,
         )
         with torch.no_grad():
             return float(inv(model.encoder(data[:256])))
@@ -459,19 +409,13 @@ def test_responses_accept_any_encoder_output() -> None:
         ResponseModel(enc, lambda z: z),
         dims="all",
         generator=torch.Generator().manual_seed(0),
-        sampling="posterior",
-        n_samples=None,
-        weight=1.0,
-        reference="response",
+        **ALGORITHM_1,
     )(latents, responses=r)
     b = InvarianceLoss(
         ResponseModel(enc, lambda z: z),
         dims="all",
         generator=torch.Generator().manual_seed(0),
-        sampling="posterior",
-        n_samples=None,
-        weight=1.0,
-        reference="response",
+        **ALGORITHM_1,
     )(latents, responses=(r, torch.zeros_like(r)))
     assert torch.equal(a, b)
 
@@ -564,10 +508,7 @@ def test_intervention_values_from_batch_or_sampler() -> None:
             n_interventions=3,
             intervention_values=values_from,
             generator=torch.Generator().manual_seed(0),
-            sampling="posterior",
-            n_samples=None,
-            weight=1.0,
-            reference="response",
+            **ALGORITHM_1,
         )
         loss(latents, responses=latents)
         (intervened,) = seen
@@ -582,40 +523,28 @@ def test_intervention_values_from_batch_or_sampler() -> None:
             ResponseModel(lambda x: x, gen),
             bank,
             intervention_values="bank",
-            sampling="posterior",
-            n_samples=None,
-            weight=1.0,
-            reference="response",
+            **ALGORITHM_1,
         )  # type: ignore[arg-type]
 
 
 def test_normalise_needs_two_prior_samples() -> None:
     loss = InvarianceLoss(
         ResponseModel(lambda x: x, lambda z: z),
-        sampling="posterior",
-        n_samples=None,
-        weight=1.0,
-        reference="response",
+        **ALGORITHM_1,
     )
     with pytest.raises(ValueError, match="at least 2 of them; got 1"):
         loss(torch.randn(1, 3))
     raw = InvarianceLoss(
         ResponseModel(lambda x: x, lambda z: z),
         normalise=None,
-        sampling="posterior",
-        n_samples=None,
-        weight=1.0,
-        reference="response",
+        **ALGORITHM_1,
     )
     assert float(raw(torch.randn(1, 3))) == 0.0
     with pytest.raises(ValueError, match="normalise must be one of"):
         InvarianceLoss(
             ResponseModel(lambda x: x, lambda z: z),
             normalise=True,
-            sampling="posterior",
-            n_samples=None,
-            weight=1.0,
-            reference="response",
+            **ALGORITHM_1,
         )  # type: ignore[arg-type]
 
 
@@ -795,10 +724,7 @@ def test_equivariance_loss_rejects_an_xblock_of_another_width() -> None:
     block = XBlock(3, 1)
     loss = EquivarianceLoss(
         ResponseModel(lambda x: x, block, xblock=block),
-        sampling="posterior",
-        n_samples=None,
-        weight=1.0,
-        stop_reference=False,
+        **ALGORITHM_2,
     )
     with pytest.raises(ShapeError, match=r"^xblock has n = 3 units but the latents have width 4$"):
         loss(torch.randn(8, 4))
@@ -819,9 +745,6 @@ def test_invariance_reference_response_carries_gradient_only_without_stop_refere
     InvarianceLoss(
         ResponseModel(encoder, lambda z: z),
         stop_reference=stop_reference,
-        sampling="posterior",
-        n_samples=None,
-        weight=1.0,
-        reference="response",
+        **ALGORITHM_1,
     )(torch.randn(8, 3))
     assert enabled == [not stop_reference, True]

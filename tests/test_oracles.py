@@ -16,6 +16,7 @@ from scipy import stats
 from torch import nn
 
 from consistency import AggregatePosterior, ResponseModel, XBlock
+from tests.harness import ALGORITHM_1, ALGORITHM_2
 
 ALPHA = 1e-6  # false-alarm rate of each statistical test below
 
@@ -313,19 +314,13 @@ def test_losses_closed_form_for_a_linear_response(normalise: str | None) -> None
     inv = InvarianceLoss(
         ResponseModel(enc, dec),
         bank,
-        sampling="posterior",
-        n_samples=None,
-        weight=1.0,
-        reference="response",
+        **ALGORITHM_1,
         **kw,
     )  # type: ignore[arg-type]
     eqv = EquivarianceLoss(
         ResponseModel(enc, dec),
         bank,
-        sampling="posterior",
-        n_samples=None,
-        weight=1.0,
-        stop_reference=False,
+        **ALGORITHM_2,
         **kw,
     )  # type: ignore[arg-type]
     assert float(inv(prior)) == pytest.approx(sum(inv_terms) / len(inv_terms), rel=1e-12)
