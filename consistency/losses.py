@@ -80,9 +80,6 @@ class _ConsistencyLoss(nn.Module):
             )
         handle = ResponseModel.of(model, max_batch=max_batch, owner=owner)
         self._refs = (handle, sampler)
-        # "data": hooks that record each BatchNorm layer's real-batch statistics (nothing runs)
-        stats = DataStatistics(*handle.modules) if batchnorm == "data" else None
-        self._data_statistics = stats if stats is not None and stats.layers else None
         self.sampling: SamplingMode = check_choice("sampling", sampling, SAMPLING_MODES)
         self.normalise: Normalise | None = check_choice(
             "normalise", normalise, ("noise", "response", None)
@@ -103,6 +100,11 @@ class _ConsistencyLoss(nn.Module):
             raise InvalidValueError(f"weight must be finite and >= 0; got {weight}")
         self.weight = float(weight)
         self.generator = generator
+        self._data_statistics: DataStatistics | None = None
+        if self.batchnorm == "data":  # last, once every argument is checked: a refused
+            # construction leaves no hook behind on the user's model
+            stats = DataStatistics(*handle.modules)
+            self._data_statistics = stats if stats.layers else None
 
     @classmethod
     def faithful(
@@ -189,7 +191,8 @@ class _ConsistencyLoss(nn.Module):
         """The weighted loss, a scalar.
 
         The passes through the networks run with the model's BatchNorm layers as ``batchnorm``
-        says (by default in eval mode, their running statistics untouched), restored after.
+        says (by default normalised with the statistics of the step's real batch, running
+        statistics untouched; see :meth:`passes`), restored after.
 
         Args:
             latents: ``(B, n)`` the current batch's posterior means (detached here). With
@@ -361,6 +364,8 @@ class InvarianceLoss(_ConsistencyLoss):
         max_batch: int | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
+        # checked before the base class, which ends by hooking the model's BatchNorm layers
+        checked: Reference = check_choice("reference", reference, ("noise", "response"))
         super().__init__(
             model,
             sampler,
@@ -376,7 +381,7 @@ class InvarianceLoss(_ConsistencyLoss):
             max_batch=max_batch,
             generator=generator,
         )
-        self.reference: Reference = check_choice("reference", reference, ("noise", "response"))
+        self.reference: Reference = checked
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, reference={self.reference!r}"

@@ -112,14 +112,17 @@ def frozen_batchnorm(
 
 
 def modules_of(*objs: object) -> list[nn.Module]:
-    """The modules among ``objs``: modules themselves, and the owners of bound methods
-    (``model.generate`` -> ``model``); anything else (lambdas, ``None``) is skipped."""
+    """The outermost modules among ``objs``: modules themselves, and the owners of bound
+    methods (``model.generate`` -> ``model``); anything else (lambdas, ``None``) is skipped, and
+    so is a module already inside another one found (``model.encoder`` beside ``model``), so
+    that each layer is visited once when the list is walked."""
     found: list[nn.Module] = []
     for obj in objs:
         mod = obj if isinstance(obj, nn.Module) else getattr(obj, "__self__", None)
-        if isinstance(mod, nn.Module):
+        if isinstance(mod, nn.Module) and all(mod is not f for f in found):
             found.append(mod)
-    return found
+    inside = {id(sub) for f in found for sub in f.modules() if sub is not f}
+    return [f for f in found if id(f) not in inside]
 
 
 class DataStatistics:

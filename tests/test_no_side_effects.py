@@ -106,3 +106,41 @@ def test_the_loss_leaves_batchnorm_statistics_and_modes_as_they_were() -> None:
     moved = InvarianceLoss(model, batchnorm="update")
     moved(means)
     assert not torch.equal(buffers["decoder.1.running_mean"], model.decoder[1].running_mean)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"sampling": "normal"},
+        {"reference": "prior"},
+        {"weight": -1.0},
+        {"n_interventions": 0},
+    ],
+    ids=lambda b: next(iter(b)),
+)
+def test_a_refused_loss_leaves_no_hook_on_the_model(bad: dict[str, Any]) -> None:
+    """The default loss hooks the model's BatchNorm layers (batchnorm="data") only once every
+    argument is accepted."""
+    from consistency import ConsistencyError
+
+    model = BNModel()
+    with pytest.raises(ConsistencyError):
+        InvarianceLoss(model, **bad)
+    assert not any(m._forward_pre_hooks for m in model.modules())
+    loss = InvarianceLoss(model)
+    assert sum(len(m._forward_pre_hooks) for m in model.modules()) == 2  # one per BatchNorm
+    loss.remove_hooks()
+    assert not any(m._forward_pre_hooks for m in model.modules())
+
+
+def test_response_model_visits_each_module_once() -> None:
+    model = BNModel()
+    handle = ResponseModel(
+        model.encoder,
+        lambda n: model.decoder(model.latent(n)),
+        xblock=model.latent,
+        modules=[model],
+    )
+    assert handle.modules == [model]  # encoder and XBlock are inside it
+    alone = ResponseModel(model.encoder, model.decoder, xblock=model.latent)
+    assert alone.modules == [model.encoder, model.decoder, model.latent]
