@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-samples", type=int, default=1000)
     parser.add_argument("--time-batch", type=int, default=128)
     parser.add_argument("--time-steps", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--out", default=str(RESULTS / "defaults_retrofit"))

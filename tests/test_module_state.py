@@ -124,3 +124,35 @@ def test_data_statistics_normalise_with_the_real_batch_and_carry_its_gradient() 
     net(real)
     with stats.applied():
         assert not bn.training  # nothing recorded any more
+
+
+@pytest.mark.parametrize("shape", [(6, 3), (5, 2, 3, 4)])
+def test_data_statistics_moments_match_autograd_and_refuse_a_second_derivative(
+    shape: tuple[int, ...],
+) -> None:
+    """The fused per-channel mean / biased variance: values and gradient as autograd's
+    composite, in float64 by gradcheck; a second derivative raises instead of being wrong."""
+    from consistency.module_state import _moments
+
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    dims = [0, *range(2, x.ndim)]
+    mean, var = _moments(x)
+    assert torch.allclose(mean, x.mean(dims))
+    assert torch.allclose(var, x.var(dims, unbiased=False))
+    assert torch.autograd.gradcheck(lambda t: _moments(t), (x,))
+    g = torch.autograd.grad(_moments(x)[1].sum(), x, create_graph=True)[0]
+    with pytest.raises(RuntimeError):
+        g.sum().backward()
+
+
+def test_data_statistics_keep_a_half_precision_input_in_its_dtype() -> None:
+    from consistency.module_state import DataStatistics
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4)).train()
+    stats = DataStatistics(net)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        net(torch.randn(8, 3))
+        with stats.applied():
+            out = net(torch.randn(4, 3))
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
+    stats.remove()
