@@ -32,8 +32,17 @@ LABELS: dict[tuple[str, str], str] = {
     ("VAE", "X"): "X-VAE",
     ("VAE", "XC-I"): "XC-I VAE",
     ("VAE", "XC-E"): "XC-E VAE",
+    ("SAE", "plain"): "SAE",
+    ("SAE", "X"): "XSAE",
+    ("SAE", "XC-I"): "XCSAE-I",
+    ("SAE", "XC-E"): "XCSAE-E",
+    ("AVAE", "plain"): "AVAE",
+    ("AVAE", "X"): "XAVAE",
+    ("AVAE", "XC-I"): "XCAVAE-I",
+    ("AVAE", "XC-E"): "XCAVAE-E",
 }
 MODES = ("posterior", "hybrid", "uniform")
+AUTHORS_POOL = 128  # the authors' evaluation pool: one validation batch of 128 codes
 
 
 @dataclass(frozen=True)
@@ -165,16 +174,32 @@ def train_and_evaluate(spec: RunSpec, out_root: str | None = None) -> tuple[Any,
     torch.manual_seed(spec.seed)
     recipe_kw = dict(spec.recipe)
     faithful = bool(recipe_kw.pop("faithful", False))
-    # a TrainConfig field, carried in the recipe dict so the RunSpec keys stay as they were
+    # a TrainConfig field and the latent width, carried in the recipe dict so the RunSpec keys
+    # stay as they were
     warmup_steps = int(recipe_kw.pop("warmup_steps", 0))
+    latent_n = recipe_kw.pop("latent_n", None)
     recipe = (Recipe.faithful() if faithful else Recipe()).replace(**recipe_kw)
-    model = build_model(
-        spec.family,
-        spec.preset,
-        spec.variant,
-        recipe=recipe,
-        consistency_weight=spec.consistency_weight,
-    )
+    if latent_n is None:
+        model = build_model(
+            spec.family,
+            spec.preset,
+            spec.variant,
+            recipe=recipe,
+            consistency_weight=spec.consistency_weight,
+        )
+    else:  # the preset with another latent width (Table 1's n = 12 on the S skeleton)
+        import dataclasses
+
+        from consistency.models import PRESETS, PaperModel
+
+        preset = dataclasses.replace(PRESETS[spec.preset], n=int(latent_n))
+        model = PaperModel(
+            spec.family,
+            preset,
+            spec.variant,  # type: ignore[arg-type]
+            recipe=recipe,
+            consistency_weight=spec.consistency_weight,
+        )
     out = Path(out_root or "/tmp/consistency-bench") / f"{spec.config}-{spec.model}-{spec.seed}"
     config = TrainConfig(
         steps=spec.steps,
@@ -196,6 +221,9 @@ def train_and_evaluate(spec: RunSpec, out_root: str | None = None) -> tuple[Any,
     t0 = time.perf_counter()
     train(model, _Images(train_x), config, evaluate=False)
     train_seconds = time.perf_counter() - t0
+    if out_root is not None:  # the trained weights, to rescore without retraining
+        out.mkdir(parents=True, exist_ok=True)
+        torch.save({"run": asdict(spec), "state_dict": model.state_dict()}, out / "model.pt")
 
     model.eval()
     test = test_x[: spec.eval_data]
@@ -218,10 +246,15 @@ def train_and_evaluate(spec: RunSpec, out_root: str | None = None) -> tuple[Any,
     }
     t1 = time.perf_counter()
     for convention in spec.conventions:
+        # spec: the RunSpec's sizes on the whole bank; authors: their sample counts
+        # (CONVENTION_DEFAULTS) on a pool of 128 codes, as their runs had
+        authors = convention == "authors"
         ev = model.evaluator(
             bank,
-            n_samples=min(spec.eval_samples, len(bank)),
-            n_interventions=spec.eval_interventions,
+            n_samples=None if authors else min(spec.eval_samples, len(bank)),
+            n_interventions=None if authors else spec.eval_interventions,
+            scn_samples=None if authors else min(spec.eval_samples, len(bank)),
+            pool_size=AUTHORS_POOL if authors else None,
             convention=convention,
             generator=torch.Generator().manual_seed(spec.seed),
             progress=False,
@@ -233,14 +266,20 @@ def train_and_evaluate(spec: RunSpec, out_root: str | None = None) -> tuple[Any,
             "mean_equivariance": _finite(report.mean_equivariance),
             "self_consistency": {m: _finite(v) for m, v in scn.items()},
             "mmd_hybrid": _finite(report.mmd_hybrid),
+            "mmd_hybrid_multiscale": _finite(report.mmd_hybrid_multiscale),
             "collapsed": report.collapsed,
         }
+        if authors:
+            row[convention]["self_consistency_levels"] = {
+                str(k): _finite(v) for k, v in ev.self_consistency_levels("hybrid").items()
+            }
     row["eval_seconds"] = time.perf_counter() - t1
     xb = model.xblock
     if xb is not None:
         moved = xb.gate_movement()
         row.update(
             edge_density=xb.edge_density(),
+            adjacency_density=xb.adjacency_density(),
             gate_confidence=xb.gate_confidence(),
             logit_movement=moved.mean_shift,
             max_logit_movement=moved.max_shift,
@@ -277,6 +316,18 @@ def _run_keyed(
     row = worker(spec, out_root)
     row["run"] = asdict(spec)
     return spec.key(), row
+
+
+def load_rows(results: Path, specs: Sequence[RunSpec]) -> list[dict[str, Any]]:
+    """The rows of ``specs`` already in ``results`` (JSON lines), in the order given; missing
+    runs are left out."""
+    done: dict[str, dict[str, Any]] = {}
+    if results.exists():
+        for line in results.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                done[json.dumps(row["run"], sort_keys=True)] = row
+    return [done[s.key()] for s in specs if s.key() in done]
 
 
 def run_all(

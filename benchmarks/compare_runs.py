@@ -5,7 +5,7 @@
 Each RUN_DIR is an ``--out`` folder of ``examples/mnist_xcae.py`` (it holds ``checkpoint.pt``).
 Prints test reconstruction error, mean off-diagonal invariance, mean equivariance and the
 self-consistency row under the three sampling modes, in the library's convention and in the
-authors' (iterated, clamped SCN; unsquared ratios), all measured with ``ConsistencyEvaluator``
+authors' (the paper's computation, docs/method.md), all measured with ``ConsistencyEvaluator``
 on the same test data and the same seed.
 """
 
@@ -48,12 +48,14 @@ def main() -> None:
         model.load_state_dict(state)
         row = {"steps": float(ckpt["step"])}
         for convention in ("spec", "authors"):
+            authors = convention == "authors"  # their sample counts on their pool of 128 codes
             metric = ConsistencyMetric(
                 model,
                 n=model.n,
                 capacity=len(test),
-                n_samples=args.samples,
-                n_interventions=10,
+                n_samples=None if authors else args.samples,
+                n_interventions=None if authors else 10,
+                pool_size=128 if authors else None,
                 convention=convention,
                 seed=args.seed,
             )

@@ -71,12 +71,17 @@ def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
 
 
 def user_stacklevel() -> int:
-    """The ``stacklevel`` that attributes a warning to the first caller outside the package."""
+    """The ``stacklevel`` that attributes a warning to the first caller outside the package (and
+    outside torch, whose ``Module.__call__`` sits between a user's line and a loss's forward)."""
     import sys
 
     frame = sys._getframe(1)
     level = 1
-    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "consistency":
+    # past the library's frames and torch's (an nn.Module's __call__ between the user and us)
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] in (
+        "consistency",
+        "torch",
+    ):
         frame = frame.f_back  # type: ignore[assignment]
         level += 1
     return level

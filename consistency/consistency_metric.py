@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -9,10 +10,10 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ._checks import check_positive_int
+from ._checks import check_positive_int, user_stacklevel
 from ._dist import is_distributed
 from .errors import EmptySamplerError, InvalidTypeError, InvalidValueError, ShapeError
-from .evaluator import ConsistencyEvaluator, Convention
+from .evaluator import CONVENTION_DEFAULTS, ConsistencyEvaluator, Convention
 from .report import ConsistencyReport, SelfConsistencyTable
 from .response import ResponseModel
 from .sampler import SAMPLING_MODES, AggregatePosterior, _check_mode
@@ -51,7 +52,9 @@ class ConsistencyMetric(nn.Module):
         model: the autoencoder, as :class:`ConsistencyEvaluator` takes it.
         n: latent width (default: the XBlock's ``n``, or the model's integer ``n``).
         capacity: most means kept in :attr:`sampler` (the oldest are overwritten).
-        n_samples, n_interventions, max_batch, convention: as :class:`ConsistencyEvaluator`.
+        n_samples, n_interventions, scn_samples, pool_size, max_batch, convention: as
+            :class:`ConsistencyEvaluator` (``None``: the convention's sizes; ``n_samples`` is
+            capped at the number of images seen).
         mode: the sampling mode of the report.
         modes: the modes of the self-consistency table.
         seed: seed of the evaluation's random generator (the same report for the same data).
@@ -81,8 +84,10 @@ class ConsistencyMetric(nn.Module):
         *,
         n: int | None = None,
         capacity: int = 10_000,
-        n_samples: int = 1000,
-        n_interventions: int = 10,
+        n_samples: int | None = None,
+        n_interventions: int | None = None,
+        scn_samples: int | None = None,
+        pool_size: int | None = None,
         max_batch: int = 512,
         convention: Convention = "spec",
         mode: str = "posterior",
@@ -103,13 +108,31 @@ class ConsistencyMetric(nn.Module):
                     "integer attribute n to read it from"
                 )
             n = found
+        if check_positive_int(n, "n") < 2:
+            raise InvalidValueError(
+                f"ConsistencyMetric: the consistency scores need n >= 2 latent dimensions (an "
+                f"off-target dimension to measure); got n = {n}"
+            )
         self._handle = (handle,)
-        self.sampler = AggregatePosterior(check_positive_int(n, "n"), capacity=capacity)
+        self._range_checked = False
+        self.sampler = AggregatePosterior(n, capacity=capacity)
         self.register_buffer("sum_squared_error", torch.zeros((), dtype=torch.float64))
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
+        if convention not in CONVENTION_DEFAULTS:
+            raise InvalidValueError(f'convention must be "spec" or "authors"; got {convention!r}')
+        defaults = CONVENTION_DEFAULTS[convention]
         self._evaluator_kw: dict[str, Any] = dict(
-            n_samples=check_positive_int(n_samples, "n_samples", 2),
-            n_interventions=check_positive_int(n_interventions, "n_interventions"),
+            n_samples=check_positive_int(
+                defaults.n_samples if n_samples is None else n_samples, "n_samples", 2
+            ),
+            n_interventions=check_positive_int(
+                defaults.n_interventions if n_interventions is None else n_interventions,
+                "n_interventions",
+            ),
+            scn_samples=None
+            if scn_samples is None
+            else check_positive_int(scn_samples, "scn_samples", 2),
+            pool_size=None if pool_size is None else check_positive_int(pool_size, "pool_size", 2),
             max_batch=max_batch,
             convention=convention,
             progress=progress,
@@ -131,8 +154,28 @@ class ConsistencyMetric(nn.Module):
     def update(self, images: Tensor) -> None:
         """Add a batch ``(B, *x)``: its means go into the bank, its reconstruction error into the
         sums. The networks run in eval mode (restored after) without gradients."""
+        if isinstance(images, (tuple, list)):
+            raise InvalidTypeError(
+                f"update takes the images only, a Tensor (B, *x); got a {type(images).__name__} "
+                f"of {len(images)} (a batch of (images, labels)? pass metric.update(batch[0]))"
+            )
         if not isinstance(images, Tensor):
             raise InvalidTypeError(f"images must be a torch.Tensor; got {type(images).__name__}")
+        if not images.is_floating_point():
+            raise InvalidTypeError(
+                f"images must be floating point, like the model's training data; got {images.dtype} "
+                "(for uint8 pixels pass images.float() / 255)"
+            )
+        if not self._range_checked and images.numel():
+            self._range_checked = True
+            top = float(images.detach().amax())
+            if top > 10.0:
+                warnings.warn(
+                    f"images reach {top:.4g}: they look like pixels in [0, 255], and the "
+                    "reconstruction error is summed in those units; divide by 255 if the model "
+                    "was trained on [0, 1]",
+                    stacklevel=user_stacklevel(),
+                )
         if images.ndim < 2:
             raise ShapeError(
                 f"images must have a batch axis and at least one more, (B, *x); got shape "
@@ -141,8 +184,8 @@ class ConsistencyMetric(nn.Module):
         handle = self.model
         with handle.evaluation():
             means = handle.means(images)
-            self.sampler.update(means)  # gathered across ranks
             error = (handle.generate(means).double() - images.double()).square().flatten(1).sum(1)
+            self.sampler.update(means)  # gathered across ranks; after the checks above passed
         self.sum_squared_error += error.sum().to(self.sum_squared_error)
         self.count += images.shape[0]
 

@@ -5,6 +5,7 @@ Every module of the library (losses, evaluator) reduces to these functions.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -18,12 +19,14 @@ __all__ = [
     "frechet_distance",
     "hybridise",
     "imq_mmd",
+    "imq_mmd_multiscale",
     "invariance_penalty",
     "normalised_change",
     "off_target_mask",
     "score_from_errors",
     "self_consistency",
     "self_consistency_authors",
+    "self_consistency_levels",
     "uniform_box",
     "unit_variance",
 ]
@@ -183,11 +186,68 @@ def self_consistency(noise: Tensor, responses: Tensor) -> Tensor:
     return (1.0 - _safe_ratio(err, noise.double().var(0, unbiased=False))).to(noise.dtype)
 
 
-def self_consistency_authors(noise: Tensor, iterated: Tensor) -> Tensor:
-    r"""The authors' self-consistency: ``clamp(1 - E|N_i - R^L(N)_i| / \sigma_i, 0, 1)``, ``(n,)``."""
-    err = (iterated.double() - noise.double()).abs().mean(0)
-    score = 1.0 - _safe_ratio(err, noise.double().std(0, unbiased=False))
-    return score.clamp(min=0.0).to(noise.dtype)  # err >= 0, so the score is <= 1 already
+AUTHORS_EPS = 1e-4
+"""Added to the mean intervention size in the authors' invariance and equivariance ratios
+(``noise_invariance`` / ``noise_equivariance`` of their ``metrics/LatentInvariance.py``)."""
+
+AUTHORS_MMD_SCALES: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+"""The seven IMQ kernel scales ``s`` of the authors' MMD, ``C = 2 D s`` (``IMQ_kernel``,
+``models/utils.py``)."""
+
+
+def self_consistency_authors(noise: Tensor, responses: Tensor) -> Tensor:
+    r"""The authors' self-consistency (the paper's Table 2): one response step over the
+    response's standard deviation, clamped, ``(T, n), (T, n) -> (n,)``.
+
+    .. math:: \mathrm{SCN}_i = \operatorname{clamp}\Big(1 - \frac{\mathbb{E}_t|N_i - R(N)_i|}{\operatorname{std}_t R(N)_i}, 0, 1\Big)
+
+    with the unbiased standard deviation over the samples (``score_SCN_under_perturbation`` →
+    ``evaluate_self_consistency(level=1, normalise=True)`` in the authors'
+    ``experiments/EvaluationManager.py``). NaN where the response is constant.
+
+    Example:
+        >>> import torch
+        >>> n = torch.randn(100, 3)
+        >>> self_consistency_authors(n, n)
+        tensor([1., 1., 1.])
+    """
+    err = (responses.double() - noise.double()).abs().mean(0)
+    score = 1.0 - _safe_ratio(err, responses.double().std(0))
+    return score.clamp(0.0, 1.0).to(noise.dtype)
+
+
+def self_consistency_levels(noise: Tensor, iterates: Sequence[Tensor]) -> Tensor:
+    r"""The authors' levelled self-consistency, unnormalised and unclamped: row ``l`` is
+    :math:`1 - \mathbb{E}_t|N_i - R^{l+1}(N)_i|` for the ``l``-th iterate, ``(L, n)``
+    (``score_model``'s ``SCN`` / ``SCN+`` / ``SCN++`` are levels 1, 5 and 10).
+
+    Args:
+        noise: ``(T, n)`` prior samples.
+        iterates: ``L`` tensors ``(T, n)``: :math:`R(N), R^2(N), \dots`.
+    """
+    base = noise.double()
+    return torch.stack([1.0 - (r.double() - base).abs().mean(0) for r in iterates]).to(noise.dtype)
+
+
+def imq_mmd_multiscale(
+    x: Tensor, y: Tensor, scales: Sequence[float] = AUTHORS_MMD_SCALES
+) -> Tensor:
+    r"""The authors' IMQ MMD (the paper's Fig. 8): :func:`imq_mmd` summed over kernel scales
+    :math:`C = 2 D s`, ``s`` in ``scales`` (``D`` the width), with no data-dependent scale.
+
+    .. math:: \mathrm{MMD}^2_{\text{multi}} = \sum_s \mathrm{MMD}^2_{k_s}, \qquad k_s(a, b) = \frac{2Ds}{2Ds + \|a - b\|^2}
+
+    The authors' cross term divides by ``P^2``; here each term has its own normaliser (``PQ``),
+    which agrees when ``P = Q`` (docs/method.md).
+
+    Example:
+        >>> import torch
+        >>> x = torch.randn(200, 2)
+        >>> bool(imq_mmd_multiscale(x, x + 3) > imq_mmd_multiscale(x, torch.randn(200, 2)))
+        True
+    """
+    d = x.shape[1]
+    return torch.stack([imq_mmd(x, y, scale=2.0 * d * float(s)) for s in scales]).sum()
 
 
 def imq_mmd(x: Tensor, y: Tensor, scale: float | None = None) -> Tensor:
@@ -279,8 +339,9 @@ class ScoreSums(NamedTuple):
         change: ``(b, n)`` mean over the samples of the response's change per coordinate
             (squared, or absolute in the ``authors`` convention).
         size: ``(b,)`` mean size of the intervention on its own coordinate (same power).
-        eq_change: ``(b, n)`` mean unit-wise distance between ``S(Ñ)`` and ``S(Ň')`` (squared,
-            or its root in the ``authors`` convention), or ``None`` without an XBlock.
+        eq_change: ``(b, n)`` mean unit-wise distance between the two sides of equivariance
+            (``spec``: ``S(Ñ)`` and ``S(I(R(Ñ)))``, squared; ``authors``: ``S(I(R(N)))`` and
+            ``S(R(Ñ))``, its root), or ``None`` without an XBlock.
     """
 
     change: Tensor
@@ -312,8 +373,9 @@ def _consistency_update(
         dims: ``(b,)`` intervened dimension of each block.
         values: ``(b,)`` intervention value of each block.
         convention: ``"spec"`` or ``"authors"``.
-        causes, causes_back: ``(b * T, n, u)`` :math:`S(\tilde N)` and :math:`S(\check N')`, or
-            ``None`` without an XBlock.
+        causes, causes_back: ``(b * T, n, u)`` the two sides of equivariance (``spec``:
+            :math:`S(\tilde N)` and :math:`S(I(R(\tilde N)))`; ``authors``: :math:`S(I(R(N)))` and
+            :math:`S(R(\tilde N))`), or ``None`` without an XBlock.
     """
     t, n = prior.shape
     b = dims.shape[0]
@@ -343,31 +405,39 @@ def _consistency_compute(
 ) -> tuple[Tensor, Tensor | None]:
     r"""INV and EQV ``(n, n)`` from the blocks of every chunk, stacked in ``(m, k)`` order.
 
+    ``spec`` (docs/method.md):
+
     .. math:: \mathrm{INV}[m, i] = 1 - \mathbb{E}_k\Big[\frac{c_{mk,i} / \sigma_i'^2}{s_{mk} / \sigma_m^2}\Big]
 
-    In the ``authors`` convention the variances become standard deviations (unsquared ratios):
-    the one place the two conventions differ in the invariance and equivariance scores.
+    and EQV likewise over the cause variances. ``authors`` (their ``noise_invariance`` /
+    ``noise_equivariance``): absolute changes over the mean absolute intervention size, the
+    invariance over the response's standard deviation, the equivariance not normalised:
+
+    .. math:: \mathrm{INV}[m, i] = 1 - \frac{\mathbb{E}_k[c_{mk,i} / (s_{mk} + \epsilon)]}{\operatorname{std} R(N)_i}, \qquad
+        \mathrm{EQV}[m, i] = 1 - \mathbb{E}_k[e_{mk,i} / (s_{mk} + \epsilon)]
+
+    Args:
+        response_var: ``(n,)`` the response's variance over the prior samples (biased for
+            ``spec``; unbiased for ``authors``, whose standard deviation is ``torch.std``).
+        cause_var: ``(n,)`` each cause unit's variance (``spec`` only; ``None`` without an
+            XBlock).
     """
     n = noise_var.shape[0]
     k = n_interventions
-    authors = convention == "authors"
-
-    def denominator(var: Tensor) -> Tensor:
-        return var.sqrt() if authors else var
-
     change = sums.change.view(n, k, n)
     size = sums.size.view(n, k)
-    invariance = score_from_errors(
-        normalised_change(change, denominator(response_var), size, denominator(noise_var))
-    )
+    if convention == "authors":
+        ratio = change / (size[:, :, None] + AUTHORS_EPS)
+        invariance = 1.0 - _safe_ratio(ratio.mean(1), response_var.sqrt()[None, :])
+        equivariance = None
+        if sums.eq_change is not None:
+            eq = sums.eq_change.view(n, k, n) / (size[:, :, None] + AUTHORS_EPS)
+            equivariance = 1.0 - eq.mean(1)
+        return invariance, equivariance
+    invariance = score_from_errors(normalised_change(change, response_var, size, noise_var))
     equivariance = None
     if sums.eq_change is not None and cause_var is not None:
         equivariance = score_from_errors(
-            normalised_change(
-                sums.eq_change.view(n, k, n),
-                denominator(cause_var),
-                size,
-                denominator(noise_var),
-            )
+            normalised_change(sums.eq_change.view(n, k, n), cause_var, size, noise_var)
         )
     return invariance, equivariance

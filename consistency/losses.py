@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from typing import Any, Literal, TypeVar
 
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_latents, check_positive_int
+from ._checks import check_latents, check_positive_int, is_compiling, user_stacklevel
 from .encoding import posterior_mean
 from .errors import InvalidTypeError, InvalidValueError, ShapeError
 from .functional import (
@@ -205,6 +206,24 @@ class _ConsistencyLoss(nn.Module):
                 with ``x_hat`` the batch's reconstruction *from the means*; any encoder output
                 :func:`~consistency.posterior_mean` reads. Saves one decode+encode.
         """
+        self._warn_slips()
+        if is_compiling():
+            return self._forward(latents, responses)
+        # a call that fails leaves the global random state as it found it
+        cpu_state = torch.get_rng_state()
+        cuda = latents is not None and latents.is_cuda
+        cuda_state = (
+            torch.cuda.get_rng_state(latents.device) if cuda and latents is not None else None
+        )
+        try:
+            return self._forward(latents, responses)
+        except Exception:
+            torch.set_rng_state(cpu_state)
+            if cuda_state is not None and latents is not None:
+                torch.cuda.set_rng_state(cuda_state, latents.device)
+            raise
+
+    def _forward(self, latents: Tensor | None, responses: Tensor | None) -> Tensor:
         prior, value_source = self._prior_samples(latents)
         if responses is not None:
             responses = posterior_mean(responses)
@@ -237,6 +256,29 @@ class _ConsistencyLoss(nn.Module):
             responses = None if responses is None else responses[keep]
         with self.passes():
             return self.weight * self._compute(prior, value_source, responses)
+
+    def _warn_slips(self) -> None:
+        """Warn (at the user's line) about calls that run but train nothing as meant."""
+        if is_compiling():
+            return
+        name = type(self).__name__
+        if not torch.is_grad_enabled():
+            warnings.warn(
+                f"{name} was called under torch.no_grad() (or inference_mode): the term has no "
+                "gradient and trains nothing; call it in the training step, outside no_grad "
+                "(under no_grad it only reports a value)",
+                stacklevel=user_stacklevel(),
+            )
+            return
+        asleep = [type(m).__name__ for m in self.model.modules if not m.training]
+        if asleep:
+            warnings.warn(
+                f"{name} is training a model in eval mode ({', '.join(asleep)}.training is "
+                "False): its BatchNorm and dropout layers act as at evaluation and the loss's "
+                "BatchNorm statistics are never recorded; call model.train() before the "
+                "training loop (model.eval() only around validation)",
+                stacklevel=user_stacklevel(),
+            )
 
     def passes(self) -> contextlib.AbstractContextManager[None]:
         """The context the loss's passes run in: the model's BatchNorm layers as ``batchnorm``

@@ -44,9 +44,10 @@ class ConsistencyReport:
         self_consistency: ``(n,)`` SCN[i].
         collapsed: dimensions whose diagonal invariance exceeds ``collapse_threshold``.
         collapse_threshold: the threshold used (default 0.9).
-        mmd_hybrid: IMQ-kernel squared MMD between the posterior bank and its hybridised version.
+        mmd_hybrid: IMQ-kernel squared MMD between the posterior bank and its hybridised
+            version, one kernel scale set by the data (:func:`~consistency.functional.imq_mmd`).
         adjacency: ``(n, n)`` XBlock gates (row parent, column child) or ``None``.
-        edge_density: share of possible edges with gate > 0.5, or ``None``.
+        edge_density: open edges (gate > 0.5) over the ``n(n-1)/2`` allowed ones, or ``None``.
         gate_confidence: mean ``|2A - 1|`` over possible edges, or ``None``.
         gate_movement: how far the gate logits moved from their initial values and how many
             edge decisions changed (:meth:`~consistency.XBlock.gate_movement`), or ``None``: a
@@ -55,6 +56,10 @@ class ConsistencyReport:
         mean_equivariance: mean equivariance, or ``None``.
         mean_self_consistency: mean self-consistency.
         n_samples, n_interventions: Monte-Carlo sizes.
+        mmd_hybrid_multiscale: the same MMD² summed over the authors' seven fixed kernel
+            scales (the paper's Fig. 8; :func:`~consistency.functional.imq_mmd_multiscale`).
+        adjacency_density: open edges over all ``n²`` entries of the adjacency (the authors'
+            Table 1 "sparsity", ``A.sum() / n²``; at most ``(n-1) / 2n``), or ``None``.
     """
 
     mode: str
@@ -74,6 +79,8 @@ class ConsistencyReport:
     mean_self_consistency: float
     n_samples: int
     n_interventions: int
+    mmd_hybrid_multiscale: float = math.nan
+    adjacency_density: float | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -125,15 +132,21 @@ class ConsistencyReport:
             "  self-consistency per dim     : "
             + " ".join(_fmt(float(v)) for v in self.self_consistency),
             f"  collapsed dims (diag INV > {self.collapse_threshold}): {self.collapsed or 'none'}",
-            f"  noise independence MMD^2     : {self.mmd_hybrid:.4g}",
+            f"  noise independence MMD^2     : {self.mmd_hybrid:.4g} (7 scales: "
+            f"{self.mmd_hybrid_multiscale:.4g})",
         ]
         if self.edge_density is not None:
             note = (
                 " (UNDECIDED: gates near 0.5, the graph is noise)" if self.graph_undecided else ""
             )
             lines.append(
-                f"  XBlock edge density          : {self.edge_density:.2f}, gate confidence "
-                f"{self.gate_confidence:.2f}{note}"
+                f"  XBlock edge density          : {self.edge_density:.2f} of allowed edges"
+                + (
+                    ""
+                    if self.adjacency_density is None
+                    else f" ({self.adjacency_density:.2f} of n²)"
+                )
+                + f", gate confidence {self.gate_confidence:.2f}{note}"
             )
             if self.gate_movement is not None:
                 moved = self.gate_movement

@@ -265,15 +265,28 @@ class ResponseModel:
     def _chunks(self, x: Tensor) -> list[Tensor]:
         return list(x.split(self.max_batch)) if self.max_batch is not None else [x]
 
+    def _parameter_dtype(self) -> torch.dtype | None:
+        """The floating dtype of the model's parameters (the first found), or ``None``."""
+        for module in self.modules:
+            for p in module.parameters():
+                if p.is_floating_point():
+                    return p.dtype
+        return None
+
     def _generate(self, noise: Tensor) -> Any:
-        """``generate_fn(noise)``; the first time, also checks that it runs the XBlock."""
+        """``generate_fn(noise)``, the noise cast to the model's parameter dtype (a bf16 model
+        fed from a float32 bank); the first time, also checks that it runs the XBlock. A shape
+        error inside a model with an XBlock names the block's output width."""
+        dtype = self._parameter_dtype()
+        if dtype is not None and noise.is_floating_point() and noise.dtype != dtype:
+            noise = noise.to(dtype)
         xblock = self.xblock
         if self._xblock_checked or xblock is None or is_compiling():
-            return self.generate_fn(noise)
+            return self._run_generate(noise, xblock)
         calls: list[int] = []
         hook = xblock.register_forward_hook(lambda *_: calls.append(1))
         try:
-            out = self.generate_fn(noise)
+            out = self._run_generate(noise, xblock)
         finally:
             hook.remove()
         self._xblock_checked = True
@@ -285,6 +298,23 @@ class ResponseModel:
                 stacklevel=user_stacklevel(),
             )
         return out
+
+    def _run_generate(self, noise: Tensor, xblock: XBlock | None) -> Any:
+        if xblock is None or is_compiling():
+            return self.generate_fn(noise)
+        try:
+            return self.generate_fn(noise)
+        except RuntimeError as err:
+            if "shape" not in str(err) and "size" not in str(err):
+                raise
+            width = xblock.n * xblock.unit_size
+            raise ShapeError(
+                f"the generative map failed on noise of shape {tuple(noise.shape)}: "
+                f"XBlock({xblock.n}, unit_size={xblock.unit_size}) outputs {width} features "
+                f"per row (n x unit_size), so the decoder after it must take {width} inputs "
+                f"(build the decoder for {width}, or use XBlock({xblock.n}) for unit size 1); "
+                f"torch said: {err}"
+            ) from err
 
     def means(self, images: Tensor) -> Tensor:
         """Posterior means ``(B, n)`` of a batch of images (gradients as the caller's context)."""

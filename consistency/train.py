@@ -46,6 +46,7 @@ TauSchedule = Literal["constant", "anneal", "authors"]
 TAU_SCHEDULES: tuple[str, ...] = ("constant", "anneal", "authors")
 
 CHECKPOINT = "checkpoint.pt"
+PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
 
 
 @dataclass
@@ -67,6 +68,13 @@ class TrainConfig:
     step): the checkpoint is saved and the run is evaluated as usual, ``TrainResult.steps`` says
     how far it got and ``resume=True`` continues it. The schedules keep the shape of the
     ``steps`` the run was configured for. ``None``: no limit.
+
+    Checkpoints are written every ``checkpoint_every`` steps *and* whenever
+    ``checkpoint_seconds`` of wall clock have passed since the last one (default 120 s: a
+    killed run loses at most about two minutes), at the end and on Ctrl-C. The previous
+    checkpoint is kept as ``checkpoint.prev.pt`` until the new one is complete; a resume from
+    an unreadable latest checkpoint falls back to it with a warning. ``0`` / ``None`` turn the
+    step / time trigger off.
     """
 
     steps: int = 100_000
@@ -84,6 +92,7 @@ class TrainConfig:
     grad_clip: float | None = None
     time_limit: float | None = None
     checkpoint_every: int = 1000
+    checkpoint_seconds: float | None = 120.0
     out: str = "runs/run"
     eval_samples: int = 1000
     eval_interventions: int = 10
@@ -99,6 +108,15 @@ class TrainConfig:
         if self.time_limit is not None and not self.time_limit > 0:
             raise InvalidValueError(
                 f"time_limit must be > 0 seconds or None; got {self.time_limit}"
+            )
+        if self.checkpoint_every < 0:
+            raise InvalidValueError(
+                f"checkpoint_every must be >= 0 steps (0: off); got {self.checkpoint_every}"
+            )
+        if self.checkpoint_seconds is not None and not self.checkpoint_seconds >= 0:
+            raise InvalidValueError(
+                f"checkpoint_seconds must be >= 0 or None (0 / None: off); got "
+                f"{self.checkpoint_seconds}"
             )
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise InvalidValueError(f"grad_clip must be > 0 or None; got {self.grad_clip}")
@@ -306,6 +324,8 @@ def _save(
         },
         tmp,
     )
+    if path.exists():  # the previous checkpoint stays until the new one is complete
+        path.replace(path.with_name(PREVIOUS_CHECKPOINT))
     tmp.replace(path)
 
 
@@ -362,8 +382,7 @@ def train(
     writes checkpoints, history and the report, and every rank evaluates its share of the test
     set and returns the same (synchronised) scores.
     """
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _writable_folder(Path(config.out))
     device = resolve_device(config.device)
     set_seed(config.seed)
     data = _images(dataset)
@@ -390,6 +409,7 @@ def train(
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp)
     step, interrupted, time_limited = start, False, False
     t0 = time.perf_counter()
+    last_save = t0
     try:
         while step < config.steps:
             idx = _batch_indices(step, data.shape[0], config.batch_size * world, config.seed)
@@ -406,8 +426,15 @@ def train(
             step += 1
             history.append(_record(model, step, terms, lr, grad_norm))
             _show(bar, history[-1])
-            if config.checkpoint_every and step % config.checkpoint_every == 0 and rank == 0:
+            due = bool(config.checkpoint_every) and step % config.checkpoint_every == 0
+            if (
+                config.checkpoint_seconds
+                and time.perf_counter() - last_save >= config.checkpoint_seconds
+            ):
+                due = True
+            if due and rank == 0 and step < config.steps:
                 _save(ckpt_path, model, opt, sched, step, config, history)
+                last_save = time.perf_counter()
             if config.time_limit is not None and _time_is_up(t0, config.time_limit, distributed):
                 time_limited = step < config.steps
                 break
@@ -455,6 +482,22 @@ def train(
     return result
 
 
+def _writable_folder(out: Path) -> Path:
+    """``out``, created if needed, after checking that files can be written there (before any
+    training, so a read-only folder fails at once, not after the run)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise DataFileError(
+            f"cannot write to the output folder {out} ({err.strerror or err}); pass a writable "
+            "--out / TrainConfig(out=...)"
+        ) from err
+    return out
+
+
 def _optimiser(
     params: list[torch.nn.Parameter], n_data: int, config: TrainConfig
 ) -> tuple[torch.optim.Optimizer, Any]:
@@ -474,11 +517,31 @@ def _restore(
     sched: Any,
     device: torch.device,
 ) -> tuple[int, list[dict[str, float]]]:
-    """Model, optimiser, scheduler and RNG states from the checkpoint; its step and history."""
-    if not ckpt_path.exists():
-        raise MissingFileError(f"--resume: no checkpoint at {ckpt_path}")
-    ckpt = load_checkpoint(ckpt_path, map_location=device)
-    load_model_state(model, ckpt["model"], source=f"checkpoint {ckpt_path}")
+    """Model, optimiser, scheduler and RNG states from the checkpoint (the previous one when
+    the latest is missing or unreadable, with a warning); its step and history."""
+    previous = ckpt_path.with_name(PREVIOUS_CHECKPOINT)
+    if not ckpt_path.exists() and not previous.exists():
+        raise MissingFileError(
+            f"resume: no checkpoint in {ckpt_path.parent} (neither {CHECKPOINT} nor "
+            f"{PREVIOUS_CHECKPOINT}); start without --resume / resume=True"
+        )
+    try:
+        ckpt = load_checkpoint(ckpt_path, map_location=device)
+        source = ckpt_path
+    except DataFileError as err:
+        if not previous.exists():
+            raise DataFileError(
+                f"{err}; no previous checkpoint ({PREVIOUS_CHECKPOINT}) to fall back to: start "
+                "the run again without --resume"
+            ) from err
+        warnings.warn(
+            f"the latest checkpoint is unusable ({err}); resuming from the previous one, "
+            f"{previous}",
+            stacklevel=3,
+        )
+        ckpt = load_checkpoint(previous, map_location=device)
+        source = previous
+    load_model_state(model, ckpt["model"], source=f"checkpoint {source}")
     opt.load_state_dict(ckpt["optimizer"])
     sched.load_state_dict(ckpt["scheduler"])
     _set_rng_state(ckpt["rng"])

@@ -226,6 +226,15 @@ class XBlock(nn.Module):
             return 0.0
         return float((self.adjacency() > threshold).sum()) / possible
 
+    def adjacency_density(self, threshold: float = 0.5) -> float:
+        """Open edges (gate above ``threshold``) over all ``n²`` entries of the adjacency: the
+        authors' Table 1 "sparsity" (``A.sum() / n²`` in ``score_model``, their
+        ``experiments/EvaluationManager.py``), with decided gates. Only the ``n(n-1)/2`` edges
+        above the diagonal can be open, so it is at most ``(n-1) / 2n`` (41.7 % for n = 6,
+        45.8 % for n = 12: the values printed in the paper's Table 1). :meth:`edge_density` is
+        the share of the allowed edges."""
+        return float((self.adjacency() > threshold).sum()) / (self.n * self.n)
+
     def gate_confidence(self) -> float:
         """Mean ``|2 A[j, i] - 1|`` over possible edges: 0 = every gate undecided at 0.5, 1 = all at 0/1.
 

@@ -7,18 +7,24 @@ at the end of a run.
 
 from __future__ import annotations
 
+import argparse
+import sys
+from collections.abc import Callable
 from typing import Any
 
-from consistency.models import PaperModel, build_model
-from consistency.train import TAU_SCHEDULES, TrainConfig, TrainResult
+from consistency.errors import ConsistencyError
+from consistency.models import PRESETS, PaperModel, build_model
+from consistency.train import TAU_SCHEDULES, TrainConfig, TrainResult, set_seed
 
 __all__ = [
     "FULL_EVAL_FROM_STEPS",
     "QUICK_EVAL",
+    "HelpFormatter",
     "add_arguments",
     "config_from_args",
     "eval_is_quick",
     "model_from_args",
+    "run_cli",
     "summary",
 ]
 
@@ -26,20 +32,60 @@ QUICK_EVAL = (200, 3, 1000)  # --quick-eval: prior samples T, interventions K, t
 FULL_EVAL_FROM_STEPS = 2000  # runs this long get the library's full evaluation by default
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The script's docstring as written, and every flag's default in ``--help``."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            action.option_strings
+            and action.default is not argparse.SUPPRESS
+            and action.nargs != 0  # flags (store_true / store_const) have no value to show
+            and "%(default)" not in text
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+def run_cli(main: Callable[[], object]) -> None:
+    """Run an example's ``main``: a user error (a :class:`~consistency.ConsistencyError`, e.g. a
+    missing data file or an unwritable ``--out``) is printed as one line and exits with status
+    2, not as a traceback."""
+    try:
+        main()
+    except ConsistencyError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def add_arguments(parser: Any, *, preset: str, steps: int, out: str) -> None:
     """The command-line flags the example scripts share (defaults finish in minutes on a CPU;
     ``--steps 100000`` and ``--anneal-tau --warmup-steps 10000`` give the paper's settings)."""
-    parser.add_argument("--family", default="AE", choices=["AE", "VAE", "SAE", "AVAE"])
-    parser.add_argument("--preset", default=preset)
-    parser.add_argument("--variant", default="XC-I", choices=["plain", "X", "XC-I", "XC-E"])
-    parser.add_argument("--steps", type=int, default=steps)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument(
+        "--family", default="AE", choices=["AE", "VAE", "SAE", "AVAE"], help="model family"
+    )
+    parser.add_argument(
+        "--preset", default=preset, choices=list(PRESETS), help="architecture (docs/method.md)"
+    )
+    parser.add_argument(
+        "--variant",
+        default="XC-I",
+        choices=["plain", "X", "XC-I", "XC-E"],
+        help="plain, with an XBlock (X), and consistency-trained (XC-I / XC-E)",
+    )
+    parser.add_argument("--steps", type=int, default=steps, help="training steps")
+    parser.add_argument("--batch-size", type=int, default=128, help="images per step")
+    parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
     parser.add_argument("--beta", type=float, default=1.0, help="β of VAE / AVAE")
     parser.add_argument(
         "--lambda", dest="consistency_weight", type=float, default=4.0, help="consistency weight λ"
     )
-    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=11,
+        help="seeds everything: the model's initial weights, the data order, interventions",
+    )
     parser.add_argument(
         "--data-root",
         default=None,
@@ -49,7 +95,7 @@ def add_arguments(parser: Any, *, preset: str, steps: int, out: str) -> None:
         "--train-size", type=int, default=None, help="use only the first N training images"
     )
     parser.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
-    parser.add_argument("--out", default=out)
+    parser.add_argument("--out", default=out, help="run folder (checkpoints, report, figures)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast")
     parser.add_argument("--compile", action="store_true", help="torch.compile encoder and decoder")
@@ -60,8 +106,8 @@ def add_arguments(parser: Any, *, preset: str, steps: int, out: str) -> None:
         help="XBlock gate temperature: geometric from --tau-start to --tau-end over the run "
         "(anneal), the authors' exp(-0.01 step) floored at 0.01, or constant",
     )
-    parser.add_argument("--tau-start", type=float, default=1.0)
-    parser.add_argument("--tau-end", type=float, default=0.2)
+    parser.add_argument("--tau-start", type=float, default=1.0, help="τ at the first step")
+    parser.add_argument("--tau-end", type=float, default=0.2, help="τ at the last step")
     parser.add_argument(
         "--anneal-tau",
         action="store_const",
@@ -72,7 +118,15 @@ def add_arguments(parser: Any, *, preset: str, steps: int, out: str) -> None:
     parser.add_argument(
         "--warmup-steps", type=int, default=0, help="linear λ warm-up (the authors: 10000)"
     )
-    parser.add_argument("--checkpoint-every", type=int, default=1000)
+    parser.add_argument(
+        "--checkpoint-every", type=int, default=1000, help="checkpoint every N steps (0: off)"
+    )
+    parser.add_argument(
+        "--checkpoint-seconds",
+        type=float,
+        default=120.0,
+        help="also checkpoint when this many seconds passed since the last one (0: off)",
+    )
     parser.add_argument(
         "--time-limit",
         type=float,
@@ -101,8 +155,8 @@ def add_arguments(parser: Any, *, preset: str, steps: int, out: str) -> None:
         dest="eval",
         help="same as --eval quick",
     )
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--no-figures", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-figures", action="store_true", help="no figures in --out")
 
 
 def _pick(given: int | None, quick: bool, index: int, default: int) -> int:
@@ -134,6 +188,7 @@ def config_from_args(args: Any) -> TrainConfig:
         tau_end=args.tau_end,
         warmup_steps=args.warmup_steps,
         checkpoint_every=args.checkpoint_every,
+        checkpoint_seconds=args.checkpoint_seconds,
         time_limit=args.time_limit,
         out=args.out,
         eval_samples=_pick(args.eval_samples, quick, 0, full.eval_samples),
@@ -145,7 +200,9 @@ def config_from_args(args: Any) -> TrainConfig:
 
 
 def model_from_args(args: Any) -> PaperModel:
-    """The model the flags of :func:`add_arguments` describe."""
+    """The model the flags of :func:`add_arguments` describe, its initial weights seeded with
+    ``--seed`` (the same command builds the same model)."""
+    set_seed(args.seed)
     return build_model(
         args.family,
         args.preset,

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import argparse
 
-from _cli import add_arguments, config_from_args, model_from_args, summary
+from _cli import (
+    HelpFormatter,
+    add_arguments,
+    config_from_args,
+    model_from_args,
+    run_cli,
+    summary,
+)
 
 from consistency.data import celeba
 from consistency.train import train
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     add_arguments(parser, preset="v32", steps=200, out="runs/celeba_xcae")
     parser.add_argument("--size", type=int, default=128, help="image side (the presets expect 128)")
     args = parser.parse_args(argv)
@@ -32,4 +37,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -20,16 +20,21 @@ import os
 
 import torch
 import torch.distributed as dist
-from _cli import add_arguments, config_from_args, model_from_args, summary
+from _cli import (
+    HelpFormatter,
+    add_arguments,
+    config_from_args,
+    model_from_args,
+    run_cli,
+    summary,
+)
 
 from consistency.data import SceneDataset, mnist
 from consistency.train import train
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     add_arguments(parser, preset="S", steps=500, out="runs/ddp_mnist")
     parser.add_argument("--dataset", default="mnist", choices=["mnist", "scene"])
     args = parser.parse_args(argv)
@@ -73,4 +78,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

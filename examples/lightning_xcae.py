@@ -33,6 +33,10 @@ from consistency.data import SceneDataset
 N = 5
 
 
+class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The docstring as written, and every flag's default in --help."""
+
+
 def conv_autoencoder(n: int = N) -> tuple[nn.Module, nn.Module]:
     """A small conv encoder (28×28×1 -> n) and decoder (n -> 28×28×1), any user's model."""
     encoder = nn.Sequential(
@@ -92,18 +96,23 @@ class XCAE(L.LightningModule):
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=_Help)
+    parser.add_argument("--max-steps", type=int, default=600, help="training steps")
+    parser.add_argument("--batch-size", type=int, default=128, help="images per step")
+    parser.add_argument("--train-size", type=int, default=20_000, help="training images")
+    parser.add_argument("--val-size", type=int, default=1_000, help="validation images")
+    parser.add_argument(
+        "--eval-samples", type=int, default=200, help="prior samples T of the evaluation"
     )
-    parser.add_argument("--max-steps", type=int, default=600)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--train-size", type=int, default=20_000)
-    parser.add_argument("--val-size", type=int, default=1_000)
-    parser.add_argument("--eval-samples", type=int, default=200)
-    parser.add_argument("--accelerator", default="auto")
-    parser.add_argument("--devices", default="auto")
+    parser.add_argument("--accelerator", default="auto", help="Lightning accelerator")
+    parser.add_argument("--devices", default="auto", help="Lightning devices")
     parser.add_argument("--fast-dev-run", type=int, default=0, help="Lightning's smoke mode")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the model's initial weights, the data order and the interventions",
+    )
     args = parser.parse_args(argv)
     L.seed_everything(args.seed, verbose=False)
     train = SceneDataset(args.train_size, seed=args.seed)

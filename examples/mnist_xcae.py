@@ -14,16 +14,21 @@ from __future__ import annotations
 
 import argparse
 
-from _cli import add_arguments, config_from_args, model_from_args, summary
+from _cli import (
+    HelpFormatter,
+    add_arguments,
+    config_from_args,
+    model_from_args,
+    run_cli,
+    summary,
+)
 
 from consistency.data import SceneDataset, mnist
 from consistency.train import train
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     add_arguments(parser, preset="S", steps=500, out="runs/mnist_xcae")
     parser.add_argument(
         "--dataset",
@@ -47,4 +52,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

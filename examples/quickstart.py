@@ -28,6 +28,10 @@ from consistency.train import TrainConfig, resolve_device, train
 MODELS = (("AE", "plain"), ("XCAE-I", "XC-I"))
 
 
+class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The docstring as written, and every flag's default in --help."""
+
+
 def fmt(v: float | None, digits: int = 3) -> str:
     return "—" if v is None or v != v else f"{v:.{digits}f}"
 
@@ -43,21 +47,28 @@ def graph_str(adj: torch.Tensor, names: tuple[str, ...]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float | None]]:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=_Help)
     parser.add_argument("--steps", type=int, default=900, help="training steps per model")
-    parser.add_argument("--train-size", type=int, default=20_000)
-    parser.add_argument("--test-size", type=int, default=2_000)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--eval-samples", type=int, default=500)
-    parser.add_argument("--eval-interventions", type=int, default=10)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--out", default="runs/quickstart")
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--no-figures", action="store_true")
+    parser.add_argument("--train-size", type=int, default=20_000, help="training images")
+    parser.add_argument("--test-size", type=int, default=2_000, help="test images")
+    parser.add_argument("--batch-size", type=int, default=128, help="images per step")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the model's initial weights, the data order and the interventions",
+    )
+    parser.add_argument(
+        "--eval-samples", type=int, default=500, help="prior samples T of the evaluation"
+    )
+    parser.add_argument(
+        "--eval-interventions", type=int, default=10, help="interventions K per dimension"
+    )
+    parser.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
+    parser.add_argument("--out", default="runs/quickstart", help="output folder")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-figures", action="store_true", help="no figures")
     args = parser.parse_args(argv)
 
     device = resolve_device(args.device)

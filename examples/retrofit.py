@@ -41,6 +41,10 @@ class MyAutoencoder(nn.Module):  # a user's model: .encoder, .latent, .decoder
         return self.decoder(self.latent(self.encoder(x)))
 
 
+class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The docstring as written, and every flag's default in --help."""
+
+
 def scores(model: nn.Module, test: torch.Tensor, samples: int) -> dict[str, float]:
     """Reconstruction error and the consistency scores on test images."""
     model.eval()
@@ -60,13 +64,15 @@ def scores(model: nn.Module, test: torch.Tensor, samples: int) -> dict[str, floa
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Help,
     )
-    parser.add_argument("--steps", type=int, default=800, help="training steps (default 800)")
-    parser.add_argument("--batch-size", type=int, default=64, help="default 64")
-    parser.add_argument("--seed", type=int, default=0, help="default 0")
-    parser.add_argument("--eval-images", type=int, default=5000, help="default 5000")
-    parser.add_argument("--eval-samples", type=int, default=1000, help="default 1000")
+    parser.add_argument("--steps", type=int, default=800, help="training steps")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per step")
+    parser.add_argument("--seed", type=int, default=0, help="seeds everything")
+    parser.add_argument("--eval-images", type=int, default=5000, help="test images evaluated")
+    parser.add_argument(
+        "--eval-samples", type=int, default=1000, help="prior samples of the evaluation"
+    )
     parser.add_argument("--data-root", default=None, help="MNIST folder (default: the cache)")
     args = parser.parse_args(argv)
     train_x = mnist(args.data_root, "train").images

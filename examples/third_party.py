@@ -32,18 +32,27 @@ from consistency.data import mnist
 N = 6
 
 
+class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The docstring as written, and every flag's default in --help."""
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=_Help)
+    parser.add_argument("--steps", type=int, default=300, help="training steps")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per step")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    parser.add_argument("--beta", type=float, default=1.0, help="β of the VAE")
+    parser.add_argument("--eval-images", type=int, default=2000, help="test images evaluated")
+    parser.add_argument(
+        "--eval-samples", type=int, default=300, help="prior samples T of the evaluation"
     )
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--beta", type=float, default=1.0)
-    parser.add_argument("--eval-images", type=int, default=2000)
-    parser.add_argument("--eval-samples", type=int, default=300)
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-root", default=None, help="folder with the MNIST files")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the model's initial weights, the data order and the interventions",
+    )
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
 

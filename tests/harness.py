@@ -110,28 +110,22 @@ def oracle_scores(
     prior: Tensor,
     values: Tensor,
     causes: Fn | None = None,
-    convention: str = "spec",
 ) -> tuple[Tensor, Tensor | None, Tensor]:
-    """INV, EQV and SCN of docs/method.md by explicit loops over m, the K values of ``values``
-    (n, K), and samples. ``spec``: squared changes over variances, SCN = 1 - E(R(N) - N)^2/var.
-    ``authors``: absolute changes over standard deviations (EQV: the root of the unit-wise
-    squared distance), SCN from R iterated 10 times, ``clamp(1 - E|N - R^10(N)| / std, 0, 1)``."""
-    authors = convention == "authors"
-    p = (lambda x: abs(x)) if authors else (lambda x: x**2)
+    """INV, EQV and SCN of docs/method.md (the ``spec`` convention) by explicit loops over m,
+    the K values of ``values`` (n, K), and samples: squared changes over variances,
+    SCN = 1 - E(R(N) - N)^2 / var."""
+    p = lambda x: x**2  # noqa: E731
     t, n = prior.shape
     k_count = values.shape[1]
     ref = torch.stack([respond_one(encoder, decoder, prior[j]) for j in range(t)])
     var = lambda x: ((x - x.mean(0)) ** 2).mean(0)  # noqa: E731
-    den = (lambda x: var(x).sqrt()) if authors else var
-    s_n, s_r = den(prior), den(ref)
+    s_n, s_r = var(prior), var(ref)
     cz = (
         None
         if causes is None
         else torch.stack([causes(prior[j : j + 1])[0].view(n, -1) for j in range(t)])
     )
     s_z = None if cz is None else var(cz).sum(-1)
-    if s_z is not None and authors:
-        s_z = s_z.sqrt()
     inv = torch.zeros(n, n, dtype=prior.dtype)
     eqv = torch.zeros(n, n, dtype=prior.dtype)
     for m in range(n):
@@ -153,16 +147,93 @@ def oracle_scores(
                             causes(moved[None])[0].view(n, -1)[i]
                             - causes(back[None])[0].view(n, -1)[i]
                         )
-                        dist = (diff**2).sum()
-                        eq = eq + (dist.sqrt() if authors else dist)
+                        eq = eq + (diff**2).sum()
                 inv[m, i] += (change / t / s_r[i]) / size / k_count
                 if s_z is not None:
                     eqv[m, i] += (eq / t / s_z[i]) / size / k_count
-    if authors:
-        iterated = prior.clone()
-        for _ in range(10):
-            iterated = torch.stack([respond_one(encoder, decoder, row) for row in iterated])
-        scn = (1 - (prior - iterated).abs().mean(0) / s_n).clamp(0, 1)
-    else:
-        scn = 1 - ((ref - prior) ** 2).mean(0) / s_n
+    scn = 1 - ((ref - prior) ** 2).mean(0) / s_n
     return 1 - inv, (1 - eqv) if causes is not None else None, scn
+
+
+def _unbiased_std(column: list[float]) -> float:
+    mean = sum(column) / len(column)
+    return (sum((c - mean) ** 2 for c in column) / (len(column) - 1)) ** 0.5
+
+
+@torch.no_grad()
+def oracle_scores_authors(
+    encoder: Fn,
+    decoder: Fn,
+    prior: Tensor,
+    values: Tensor,
+    scn_prior: Tensor,
+    causes: Fn | None = None,
+    eps: float = 1e-4,
+) -> tuple[Tensor, Tensor | None, Tensor]:
+    """INV, EQV and SCN as the authors' code computed them (issue 20 / ../shared/SPEC.md), by
+    explicit loops in Python floats, written from the formulas and nothing of the library:
+
+    * ``e[m, i] = mean_k( mean_t |R(Ñ)_i - R(N)_i| / (mean_t |Ñ_m - N_m| + eps) ) / std R(N)_i``
+      (unbiased std), ``INV = 1 - e``;
+    * ``EQV[m, i] = 1 - mean_k( mean_t ||S(I(R(N)))_i - S(R(Ñ))_i|| / (mean_t |Ñ_m - N_m| + eps) )``;
+    * ``SCN_i = clamp(1 - mean_t |N_i - R(N)_i| / std R(N)_i, 0, 1)`` on ``scn_prior``.
+    """
+    t, n = prior.shape
+    k_count = values.shape[1]
+    rows = [prior[j] for j in range(t)]
+    ref = [respond_one(encoder, decoder, row) for row in rows]
+    std_r = [_unbiased_std([float(ref[j][i]) for j in range(t)]) for i in range(n)]
+
+    def unit(c: Tensor, i: int) -> Tensor:
+        return c.view(n, -1)[i]
+
+    inv = [[0.0] * n for _ in range(n)]
+    eqv = [[0.0] * n for _ in range(n)]
+    for m in range(n):
+        for kk in range(k_count):
+            v = float(values[m, kk])
+            size = sum(abs(float(rows[j][m]) - v) for j in range(t)) / t
+            moved_rows = []
+            for j in range(t):
+                moved = rows[j].clone()
+                moved[m] = v
+                moved_rows.append(moved)
+            responses = [respond_one(encoder, decoder, row) for row in moved_rows]
+            for i in range(n):
+                change = sum(abs(float(responses[j][i]) - float(ref[j][i])) for j in range(t)) / t
+                inv[m][i] += change / (size + eps) / k_count
+                if causes is not None:
+                    eq = 0.0
+                    for j in range(t):
+                        back = ref[j].clone()
+                        back[m] = v
+                        a = unit(causes(back[None])[0], i)
+                        b = unit(causes(responses[j][None])[0], i)
+                        eq += float(((a - b) ** 2).sum()) ** 0.5
+                    eqv[m][i] += eq / t / (size + eps) / k_count
+    inv_t = torch.tensor(
+        [[1.0 - inv[m][i] / std_r[i] for i in range(n)] for m in range(n)], dtype=torch.float64
+    )
+    eqv_t = (
+        None
+        if causes is None
+        else torch.tensor(
+            [[1.0 - eqv[m][i] for i in range(n)] for m in range(n)], dtype=torch.float64
+        )
+    )
+    return inv_t, eqv_t, oracle_self_consistency_authors(encoder, decoder, scn_prior)
+
+
+@torch.no_grad()
+def oracle_self_consistency_authors(encoder: Fn, decoder: Fn, prior: Tensor) -> Tensor:
+    """The authors' Table 2 self-consistency by loops in Python floats:
+    ``SCN_i = clamp(1 - mean_t |N_i - R(N)_i| / std_t R(N)_i, 0, 1)`` (unbiased std)."""
+    t, n = prior.shape
+    rows = [prior[j] for j in range(t)]
+    ref = [respond_one(encoder, decoder, row) for row in rows]
+    scn = []
+    for i in range(n):
+        err = sum(abs(float(rows[j][i]) - float(ref[j][i])) for j in range(t)) / t
+        std = _unbiased_std([float(ref[j][i]) for j in range(t)])
+        scn.append(min(1.0, max(0.0, 1.0 - err / std)))
+    return torch.tensor(scn, dtype=torch.float64)

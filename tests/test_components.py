@@ -35,7 +35,12 @@ from consistency import (
     XBlock,
     draw_interventions,
 )
-from tests.harness import oracle_equivariance_loss, oracle_invariance_loss, oracle_scores
+from tests.harness import (
+    oracle_equivariance_loss,
+    oracle_invariance_loss,
+    oracle_scores,
+    oracle_scores_authors,
+)
 
 N, D, U, T = 3, 5, 2, 6
 
@@ -122,6 +127,7 @@ def _scores(s: Setup, convention: str = "spec") -> torch.Tensor:
         s.sampler,
         n_samples=T,
         n_interventions=2,
+        scn_samples=T,
         max_batch=5,
         convention=convention,  # type: ignore[arg-type]
         generator=s.generator(7),
@@ -135,12 +141,20 @@ def _scores(s: Setup, convention: str = "spec") -> torch.Tensor:
 
 def _scores_oracle(s: Setup, convention: str = "spec") -> torch.Tensor:
     g = s.generator(7)  # replay the evaluator's draws
+    gen = lambda z: s.decoder(s.xblock(z))  # noqa: E731
+    if convention == "authors":  # hybrid prior samples, values, then distinct rows for SCN
+        prior = s.sampler.sample(T, "hybrid", generator=g)
+        values = s.sampler.intervention_values(torch.arange(N).repeat_interleave(2), generator=g)
+        rows = torch.randperm(len(s.sampler), generator=g, device=g.device)[:T]
+        inv, eqv, scn = oracle_scores_authors(
+            s.encoder, gen, prior, values.view(N, 2), s.sampler.bank[rows.to(s.prior.device)],
+            causes=s.xblock,
+        )  # fmt: skip
+        assert eqv is not None
+        return torch.cat([inv.flatten(), eqv.flatten(), scn]).to(s.prior.dtype)
     prior = s.sampler.sample(T, "posterior", generator=g)
     values = s.sampler.intervention_values(torch.arange(N).repeat_interleave(2), generator=g)
-    gen = lambda z: s.decoder(s.xblock(z))  # noqa: E731
-    inv, eqv, scn = oracle_scores(
-        s.encoder, gen, prior, values.view(N, 2), causes=s.xblock, convention=convention
-    )
+    inv, eqv, scn = oracle_scores(s.encoder, gen, prior, values.view(N, 2), causes=s.xblock)
     assert eqv is not None
     return torch.cat([inv.flatten(), eqv.flatten(), scn])
 

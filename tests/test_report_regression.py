@@ -3,6 +3,9 @@
 The stored numbers (``tests/data/report_regression.json``) were computed by the evaluator as it
 was before the model handle / report split; any refactoring that changes a score by more than
 1e-6 fails here. Regenerate them only for an intended change of the mathematics, and say so.
+The ``authors/*`` entries were regenerated once, for the corrected authors' convention (one-step
+SCN over the response's std; INV / EQV in the authors' forms; issue 20); ``spec/*`` are the
+originals.
 """
 
 from __future__ import annotations

@@ -107,7 +107,7 @@ def _md5(data: bytes) -> str:
 
 
 def _download(name: str, target: Path) -> None:
-    target.mkdir(parents=True, exist_ok=True)
+    """Fetch ``name`` into ``target``; the folder is created only once a verified file came."""
     errors = []
     for mirror in MIRRORS:
         url = f"{mirror}{name}.gz"
@@ -120,6 +120,7 @@ def _download(name: str, target: Path) -> None:
         if _md5(blob) != MNIST_FILES[name]["gz_md5"]:
             errors.append(f"{url}: md5 mismatch")
             continue
+        target.mkdir(parents=True, exist_ok=True)
         tmp = target / f"{name}.gz.part"
         tmp.write_bytes(blob)
         shutil.move(str(tmp), str(target / f"{name}.gz"))
