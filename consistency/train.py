@@ -410,7 +410,9 @@ def train(
     step, interrupted, time_limited = start, False, False
     t0 = time.perf_counter()
     last_save = t0
+    stop = _InterruptAtStepEnd()
     try:
+        stop.install()
         while step < config.steps:
             idx = _batch_indices(step, data.shape[0], config.batch_size * world, config.seed)
             if distributed:
@@ -435,6 +437,8 @@ def train(
             if due and rank == 0 and step < config.steps:
                 _save(ckpt_path, model, opt, sched, step, config, history)
                 last_save = time.perf_counter()
+            if stop.requested:  # Ctrl-C: the step finished, so the checkpoint is exact
+                raise KeyboardInterrupt
             if config.time_limit is not None and _time_is_up(t0, config.time_limit, distributed):
                 time_limited = step < config.steps
                 break
@@ -448,6 +452,7 @@ def train(
             stacklevel=2,
         )
     finally:
+        stop.uninstall()
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - t0
@@ -480,6 +485,38 @@ def train(
         evaluate_model(model, test_set if test_set is not None else dataset, config, result)
         result.eval_seconds = time.perf_counter() - t_eval
     return result
+
+
+class _InterruptAtStepEnd:
+    """A SIGINT handler for the training loop: the first Ctrl-C asks the loop to stop after the
+    step in progress (so the checkpoint holds a whole step and its random state), a second one
+    interrupts at once. Outside the main thread it does nothing (Ctrl-C then interrupts at once,
+    as Python's default)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+        self._installed = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def install(self) -> None:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+
+    def uninstall(self) -> None:
+        if self._installed:
+            import signal
+
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
 
 
 def _writable_folder(out: Path) -> Path:
