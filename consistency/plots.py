@@ -53,14 +53,26 @@ def plot_score_matrix(
     vmax: float = 1.0,
     xlabel: str = "response dim i",
     ylabel: str = "intervened dim m",
+    colorbar_label: str = "score",
+    caption: str | None = None,
+    mask_lower: bool = False,
 ) -> Figure:
-    """Heatmap of an ``(n, n)`` matrix with each value written in its cell (paper Fig. 3)."""
+    """Heatmap of an ``(n, n)`` matrix with each value written in its cell (paper Fig. 3), a
+    labelled colour bar and an optional one-line caption under it (what good looks like).
+    ``mask_lower`` greys out the cells on and below the diagonal (an XBlock's impossible edges)."""
     m = matrix.detach().float().cpu()
     n = m.shape[0]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n))
-    im = ax.imshow(m.numpy(), vmin=vmin, vmax=vmax, cmap="viridis")
+    fig, ax = plt.subplots(figsize=(2.2 + 0.6 * n, 1.6 + 0.55 * n))
+    shown = m.clone()
+    if mask_lower:
+        shown[torch.ones_like(m, dtype=torch.bool).tril()] = float("nan")
+    cmap = matplotlib.colormaps["viridis"].copy()
+    cmap.set_bad("0.85")
+    im = ax.imshow(shown.numpy(), vmin=vmin, vmax=vmax, cmap=cmap)
     for r in range(n):
         for c in range(m.shape[1]):
+            if mask_lower and c <= r:
+                continue
             v = float(m[r, c])
             ax.text(
                 c,
@@ -68,18 +80,28 @@ def plot_score_matrix(
                 "nan" if v != v else f"{v:.2f}",
                 ha="center",
                 va="center",
-                fontsize=7,
+                fontsize=8,
                 color="white" if v == v and v < (vmin + vmax) / 2 else "black",
             )
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel, xticks=range(m.shape[1]), yticks=range(n))
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
+    bar = fig.colorbar(im, ax=ax, fraction=0.046)
+    bar.set_label(colorbar_label, fontsize=8)
+    if caption:
+        fig.text(0.5, 0.01, caption, ha="center", va="bottom", fontsize=7, wrap=True)
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
+    else:
+        fig.tight_layout()
     return fig
 
 
 def plot_invariance(report: ConsistencyReport) -> Figure:
     """INV[m, i] heatmap."""
-    return plot_score_matrix(report.invariance, f"invariance ({report.mode})")
+    return plot_score_matrix(
+        report.invariance,
+        f"invariance INV[m, i] ({report.mode} prior, {report.convention})",
+        colorbar_label="INV (1 = response i ignores the intervention on m)",
+        caption="good: 1 off the diagonal; the diagonal near 0 (near 1 = a collapsed dimension)",
+    )
 
 
 def plot_equivariance(report: ConsistencyReport) -> Figure:
@@ -88,45 +110,89 @@ def plot_equivariance(report: ConsistencyReport) -> Figure:
         raise InvalidValueError(
             "this report has no equivariance: evaluate with xblock=... to get one"
         )
-    return plot_score_matrix(report.equivariance, f"equivariance ({report.mode})")
+    return plot_score_matrix(
+        report.equivariance,
+        f"equivariance EQV[m, i] ({report.mode} prior, {report.convention})",
+        xlabel="cause unit i",
+        colorbar_label="EQV (1 = intervening before or after R agrees)",
+        caption="good: 1 everywhere; read it beside self-consistency (a constant map also scores 1)",
+    )
 
 
 def plot_adjacency(source: ConsistencyReport | Any) -> Figure:
-    """The XBlock's gate matrix (row parent, column child) with its gate confidence (appendix A.4.4)."""
+    """The XBlock's gate matrix (row parent, column child) with its gate confidence (appendix
+    A.4.4); the title says when the gates are undecided (confidence < 0.5: the graph is noise)."""
     if isinstance(source, ConsistencyReport):
         adj, conf = source.adjacency, source.gate_confidence
     else:
         adj, conf = source.adjacency(), source.gate_confidence()
     if adj is None:
         raise InvalidValueError("no adjacency: the report was computed without an XBlock")
-    fig = plot_score_matrix(
-        adj, f"XBlock gates (confidence {conf:.2f})", xlabel="child", ylabel="parent"
+    undecided = conf is not None and conf < 0.5
+    title = f"XBlock gates, confidence {conf:.2f}" + (
+        "\nUNDECIDED: gates near 0.5, the graph is noise" if undecided else ""
     )
-    return fig
+    return plot_score_matrix(
+        adj,
+        title,
+        xlabel="child unit",
+        ylabel="parent unit",
+        colorbar_label="gate (1 = edge open, 0 = closed)",
+        caption="good: gates near 0 or 1 (confidence near 1); grey cells cannot hold an edge",
+        mask_lower=True,
+    )
 
 
 def plot_traversal_responses(
     evaluator: ConsistencyEvaluator, dims: Sequence[int] | None = None, steps: int = 20
 ) -> Figure:
-    """Mean response error ``R(Ñ) − Ñ`` along traversals, one panel per traversed dim (paper Fig. 2)."""
+    """Mean response error ``R(Ñ) − Ñ`` along traversals, one panel per traversed dim (paper
+    Fig. 2), three panels a row, one legend for the figure."""
     dims = list(range(evaluator.n)) if dims is None else list(dims)
-    fig, axes = plt.subplots(1, len(dims), figsize=(3 * len(dims), 2.6), squeeze=False)
-    for ax, d in zip(axes[0], dims):
+    cols = min(3, len(dims))
+    rows = -(-len(dims) // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.6 * cols + 1.4, 2.9 * rows + 0.7), squeeze=False
+    )
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    lines = []
+    for ax, d in zip(axes.flat, dims):
         err = evaluator.traversal_responses(d, steps).float().cpu()  # (T, steps, n)
         grid = evaluator.traversal_grid(d, steps).float().cpu()
         mean, std = err.mean(0), err.std(0)
         for i in range(evaluator.n):
-            ax.plot(grid.numpy(), mean[:, i].numpy(), lw=2 if i == d else 1, label=f"{i}")
+            colour = colours[i % len(colours)]
+            (line,) = ax.plot(
+                grid.numpy(), mean[:, i].numpy(), lw=2.4 if i == d else 1.1, color=colour
+            )
             ax.fill_between(
                 grid.numpy(),
                 (mean[:, i] - std[:, i]).numpy(),
                 (mean[:, i] + std[:, i]).numpy(),
-                alpha=0.1,
+                alpha=0.08,
+                color=colour,
             )
-        ax.axhline(0, color="k", lw=0.5)
-        ax.set(title=f"traverse N{d}", xlabel=f"N{d}", ylabel="R(Ñ) − Ñ")
-    axes[0][-1].legend(title="dim", fontsize=6, loc="best")
-    fig.tight_layout()
+            if ax is axes.flat[0]:
+                lines.append(line)
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set(title=f"traversing N{d} (bold: N{d} itself)", xlabel=f"value of N{d}")
+        ax.set_ylabel("R(Ñ) − Ñ", fontsize=8)
+    for ax in list(axes.flat)[len(dims) :]:
+        ax.set_visible(False)
+    fig.legend(
+        lines,
+        [f"dim {i}" for i in range(evaluator.n)],
+        loc="center right",
+        fontsize=8,
+        title="response coordinate",
+        title_fontsize=8,
+    )
+    fig.suptitle(
+        "response error along each traversal: good is 0 for every coordinate "
+        "(lines: mean over prior samples; bands: ± 1 s.d.)",
+        fontsize=9,
+    )
+    fig.tight_layout(rect=(0, 0, 0.86, 0.95))
     return fig
 
 
@@ -141,11 +207,18 @@ def _images(x: Tensor) -> Any:
 
 
 def _grid(
-    images: Tensor, rows: int, cols: int, title: str, row_labels: Sequence[str] | None = None
+    images: Tensor,
+    rows: int,
+    cols: int,
+    title: str,
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
 ) -> Figure:
     imgs = _images(images)
     fig, axes = plt.subplots(
-        rows, cols, figsize=(0.9 * cols + 0.6, 0.9 * rows + 0.4), squeeze=False
+        rows, cols, figsize=(0.95 * cols + 1.3, 0.95 * rows + 0.9), squeeze=False
     )
     for idx, ax in enumerate(axes.flat):
         if idx < len(imgs):
@@ -154,8 +227,15 @@ def _grid(
         ax.set_yticks([])
     if row_labels is not None:
         for r, lab in enumerate(row_labels):
-            axes[r][0].set_ylabel(lab, fontsize=7)
+            axes[r][0].set_ylabel(lab, fontsize=7, rotation=0, ha="right", va="center")
+    if col_labels is not None:
+        for c, lab in enumerate(col_labels):
+            axes[0][c].set_title(lab, fontsize=7)
     fig.suptitle(title, fontsize=9)
+    if xlabel:
+        fig.supxlabel(xlabel, fontsize=8)
+    if ylabel:
+        fig.supylabel(ylabel, fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -174,12 +254,23 @@ def plot_latent_traversals(
         if base is None
         else base[:1]
     )
-    rows = []
+    rows, labels = [], []
     for m in range(n):
         grid = evaluator.traversal_grid(m, steps)
         rows.append(intervene(base.expand(steps, n), m, grid))
+        labels.append(f"N{m}\n{float(grid[0]):.2g} … {float(grid[-1]):.2g}")
     images = _decode(evaluator, torch.cat(rows))
-    return _grid(images, n, steps, "latent traversals", [f"N{m}" for m in range(n)])
+    quantiles = [f"q{100 * k / (steps - 1):.0f}" for k in range(steps)]
+    return _grid(
+        images,
+        n,
+        steps,
+        "latent traversals: row m sweeps N_m over its quantiles (row label: the value "
+        "range),\nthe other coordinates fixed",
+        labels,
+        quantiles,
+        xlabel="quantile of Q(N_m) (q0 = min, q100 = max)",
+    )
 
 
 def plot_hybridisation_grid(evaluator: ConsistencyEvaluator, n_pairs: int = 6) -> Figure:
@@ -191,7 +282,12 @@ def plot_hybridisation_grid(evaluator: ConsistencyEvaluator, n_pairs: int = 6) -
     rows = [n1, n2] + [intervene(n1, i, n2[:, i]) for i in range(n)]
     images = _decode(evaluator, torch.cat(rows))
     return _grid(
-        images, n + 2, n_pairs, "hybridisation", ["N¹", "N²"] + [f"N¹, {i}←N²" for i in range(n)]
+        images,
+        n + 2,
+        n_pairs,
+        "hybridisation: each column a pair (N¹, N²);\nrow 'N¹, i←N²' decodes N¹ with "
+        "coordinate i taken from N²",
+        ["N¹", "N²"] + [f"N¹, {i}←N²" for i in range(n)],
     )
 
 
@@ -233,12 +329,17 @@ def plot_double_intervention(
             images = torch.cat(out)
     else:
         raise InvalidValueError(f'space must be "noise" or "causes"; got {space!r}')
+    v = "N" if space == "noise" else "Z"
     return _grid(
         images,
         n,
         n,
-        f"double intervention on {'N' if space == 'noise' else 'Z'}",
-        [f"{i}" for i in range(n)],
+        f"double intervention on {v}:\ncell (i, j) takes {v}_i from a second sample and {v}_j "
+        "from a third (diagonal: only i)",
+        [f"i = {i}" for i in range(n)],
+        [f"j = {j}" for j in range(n)],
+        xlabel="j: the coordinate from the third sample",
+        ylabel="i: the coordinate from the second sample",
     )
 
 
