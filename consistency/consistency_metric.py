@@ -156,7 +156,7 @@ class ConsistencyMetric(nn.Module):
         sums. The networks run in eval mode (restored after) without gradients."""
         if isinstance(images, (tuple, list)):
             raise InvalidTypeError(
-                f"update takes the images only, a Tensor (B, *x); got a {type(images).__name__} "
+                f"update takes the images only, a torch.Tensor (B, *x); got a {type(images).__name__} "
                 f"of {len(images)} (a batch of (images, labels)? pass metric.update(batch[0]))"
             )
         if not isinstance(images, Tensor):

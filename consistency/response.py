@@ -266,20 +266,18 @@ class ResponseModel:
         return list(x.split(self.max_batch)) if self.max_batch is not None else [x]
 
     def _parameter_dtype(self) -> torch.dtype | None:
-        """The floating dtype of the model's parameters (the first found), or ``None``."""
-        for module in self.modules:
-            for p in module.parameters():
-                if p.is_floating_point():
-                    return p.dtype
-        return None
+        """The floating dtype of the model's parameters when they all share one, else ``None``
+        (no cast: a model of mixed precision says for itself what it takes)."""
+        found = {p.dtype for m in self.modules for p in m.parameters() if p.is_floating_point()}
+        return found.pop() if len(found) == 1 else None
 
     def _generate(self, noise: Tensor) -> Any:
-        """``generate_fn(noise)``, the noise cast to the model's parameter dtype (a bf16 model
-        fed from a float32 bank); the first time, also checks that it runs the XBlock. A shape
+        """``generate_fn(noise)``, float32 noise cast to the model's parameter dtype when that
+        is half precision (a bf16 model fed from a float32 bank); the first time, also checks that it runs the XBlock. A shape
         error inside a model with an XBlock names the block's output width."""
         dtype = self._parameter_dtype()
-        if dtype is not None and noise.is_floating_point() and noise.dtype != dtype:
-            noise = noise.to(dtype)
+        if dtype in (torch.bfloat16, torch.float16) and noise.dtype == torch.float32:
+            noise = noise.to(dtype)  # a half-precision model fed from a float32 bank
         xblock = self.xblock
         if self._xblock_checked or xblock is None or is_compiling():
             return self._run_generate(noise, xblock)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import shutil
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -324,9 +326,23 @@ def _save(
         },
         tmp,
     )
-    if path.exists():  # the previous checkpoint stays until the new one is complete
-        path.replace(path.with_name(PREVIOUS_CHECKPOINT))
-    tmp.replace(path)
+    _keep_previous(path)
+    tmp.replace(path)  # atomic: the latest name always holds a complete checkpoint
+
+
+def _keep_previous(path: Path) -> None:
+    """Make ``checkpoint.prev.pt`` a copy of the current checkpoint (a hard link where the file
+    system has them) without ever leaving the latest name empty."""
+    if not path.exists():
+        return
+    previous = path.with_name(PREVIOUS_CHECKPOINT)
+    staged = path.with_name(PREVIOUS_CHECKPOINT + ".tmp")
+    staged.unlink(missing_ok=True)
+    try:
+        os.link(path, staged)
+    except OSError:
+        shutil.copyfile(path, staged)
+    staged.replace(previous)
 
 
 def tau_at(
