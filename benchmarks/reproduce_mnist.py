@@ -210,13 +210,19 @@ def full_tables(rows: list[dict[str, Any]], models: list[str]) -> list[str]:
             f"{cell(model, 'gate_confidence', 2)} | {cell(model, 'edges_flipped', 1)} |"
         )
     out += ["", "## (e) The authors' levelled self-consistency (hybrid, unnormalised, "
-            "unclamped) and (f) reconstruction", "",
-            "| model | SCN (level 1) | SCN+ (5) | SCN++ (10) | test reconstruction | train s |",
-            "|---|---|---|---|---|---|"]  # fmt: skip
+            "unclamped) and (f) reconstruction and collapse", "",
+            "Collapsed dimensions: diagonal INV above 0.9 (`spec`): the response ignores "
+            "interventions on them (for a VAE, a posterior-collapsed latent).", "",
+            "| model | SCN (level 1) | SCN+ (5) | SCN++ (10) | test reconstruction | "
+            "collapsed dims per seed | train s |",
+            "|---|---|---|---|---|---|---|"]  # fmt: skip
     for model in models:
         lv = [cell(model, f"authors.self_consistency_levels.{k}") for k in ("1", "5", "10")]
+        collapsed = ", ".join(
+            f"{r['seed']}: {r['spec']['collapsed'] or '–'}" for r in rows if label(r) == model
+        )
         out.append(f"| {model} | {' | '.join(lv)} | {cell(model, 'test_reconstruction', 2)} | "
-                   f"{cell(model, 'train_seconds', 0)} |")  # fmt: skip
+                   f"{collapsed} | {cell(model, 'train_seconds', 0)} |")  # fmt: skip
     return [*out, ""]
 
 
