@@ -203,3 +203,38 @@ def test_example_user_errors_are_one_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert resume.returncode == 2 and "Traceback" not in resume.stderr
     assert "no checkpoint in" in resume.stderr
+
+
+def test_a_mistyped_data_root_creates_no_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import urllib.request
+
+    from consistency.data import mnist
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise OSError("offline")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    root = tmp_path / "mistyped" / "root"
+    with pytest.raises(DataFileError, match="could not be downloaded"):
+        mnist(root, "train")
+    assert not (tmp_path / "mistyped").exists()
+
+
+def test_help_shows_every_default_and_the_presets() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "mnist_xcae.py"), "--help"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    text = " ".join(done.stdout.split())
+    for flag, default in (("--steps", "500"), ("--lr", "0.0001"), ("--seed", "11"),
+                          ("--checkpoint-every", "1000"), ("--checkpoint-seconds", "120.0")):  # fmt: skip
+        assert flag in text and f"(default: {default})" in text, flag
+    assert "{S,Standard,S4,v32,v324,scene,pendulum,shapes}" in text
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "mnist_xcae.py"), "--preset", "XL"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "invalid choice: 'XL'" in bad.stderr
+    assert "Traceback" not in bad.stderr
