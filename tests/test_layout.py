@@ -14,6 +14,7 @@ OPTIONAL = (
     "consistency.train",
     "consistency.plots",
     "consistency.metrics",
+    "consistency.cli",
 )
 
 
