@@ -87,15 +87,18 @@ class AggregatePosterior(nn.Module):
         return self.bank_buffer[: len(self)]
 
     @torch.no_grad()
-    def update(self, latents: Tensor) -> None:
-        """Store ``latents.detach()`` ``(B, dim)``, gathered across ranks when distributed.
+    def update(self, latents: Tensor, *, sync: bool = True) -> None:
+        """Store ``latents.detach()`` ``(B, dim)``, gathered across ranks when distributed
+        (``sync=False``: stored as given, for rows that are already every rank's).
 
         Raises:
             ShapeError: ``latents`` is not ``(B, dim)``.
             NonFiniteError: ``latents`` holds NaN/inf (the message says how many and where).
         """
         check_latents(latents, "latents", self.dim)
-        rows = all_gather_rows(latents.detach()).to(self.bank_buffer)
+        rows = (all_gather_rows(latents.detach()) if sync else latents.detach()).to(
+            self.bank_buffer
+        )
         if rows.shape[0] == 0:
             return
         if rows.shape[0] > self.capacity:

@@ -15,6 +15,7 @@ OPTIONAL = (
     "consistency.plots",
     "consistency.metrics",
     "consistency.cli",
+    "consistency.integrations",
 )
 
 

@@ -1,0 +1,1 @@
+"""Integrations with other libraries (optional layer: each module needs its library)."""
