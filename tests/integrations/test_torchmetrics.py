@@ -85,9 +85,9 @@ def test_ground_truth_scores_equal_the_library() -> None:
 
 
 def _worker(rank: int, world: int, init: str, out: str) -> None:
-    import torch.distributed as dist
-
     import datetime
+
+    import torch.distributed as dist
 
     dist.init_process_group(
         "gloo", init_method=init, rank=rank, world_size=world,
