@@ -309,6 +309,10 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.eval_samples} samples × {args.eval_interventions} interventions. Mean ± std over "
         "seeds.",
         "",
+        f"Runs present: {len(rows)} of {len(specs)}"
+        + ("" if len(rows) == len(specs) else " (the benchmark is resumable: rerun it to finish)")
+        + ".",
+        "",
         *full_tables(rows, models),
         *claim_lines,
     ]
