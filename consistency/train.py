@@ -540,7 +540,7 @@ def _writable_folder(out: Path) -> Path:
     training, so a read-only folder fails at once, not after the run)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
+        probe = out / f".write-test-{os.getpid()}"  # per process: DDP ranks share the folder
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
