@@ -318,15 +318,21 @@ def _run_keyed(
     return spec.key(), row
 
 
-def load_rows(results: Path, specs: Sequence[RunSpec]) -> list[dict[str, Any]]:
-    """The rows of ``specs`` already in ``results`` (JSON lines), in the order given; missing
-    runs are left out."""
+def _done(results: Path) -> dict[str, dict[str, Any]]:
+    """The rows already in ``results`` (JSON lines), keyed by their run's identity."""
     done: dict[str, dict[str, Any]] = {}
     if results.exists():
         for line in results.read_text().splitlines():
             if line.strip():
                 row = json.loads(line)
                 done[json.dumps(row["run"], sort_keys=True)] = row
+    return done
+
+
+def load_rows(results: Path, specs: Sequence[RunSpec]) -> list[dict[str, Any]]:
+    """The rows of ``specs`` already in ``results`` (JSON lines), in the order given; missing
+    runs are left out."""
+    done = _done(results)
     return [done[s.key()] for s in specs if s.key() in done]
 
 
@@ -342,12 +348,7 @@ def run_all(
     """Run every spec not yet in ``results`` (JSON lines), ``jobs`` at a time; return all rows
     of ``specs`` (old and new) in the order given. ``worker`` (a module-level function, for
     pickling) makes a row from a spec; :func:`run` by default."""
-    done: dict[str, dict[str, Any]] = {}
-    if results.exists():
-        for line in results.read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                done[json.dumps(row["run"], sort_keys=True)] = row
+    done = _done(results)
     todo = [s for s in specs if s.key() not in done]
     results.parent.mkdir(parents=True, exist_ok=True)
     if todo:

@@ -37,6 +37,14 @@ class MetricResult(NamedTuple):
     images: int
 
 
+def infer_width(handle: ResponseModel, model: object) -> int | None:
+    """The latent width of a model: its XBlock's ``n``, else an integer attribute ``n`` of the
+    model, else ``None``."""
+    xblock = handle.xblock
+    found = xblock.n if xblock is not None else getattr(model, "n", None)
+    return found if isinstance(found, int) and not isinstance(found, bool) else None
+
+
 class ConsistencyMetric(nn.Module):
     r"""Consistency scores accumulated over a validation loop (torchmetrics-style).
 
@@ -100,9 +108,8 @@ class ConsistencyMetric(nn.Module):
             model, max_batch=check_positive_int(max_batch, "max_batch"), owner="ConsistencyMetric"
         )
         if n is None:
-            xblock = handle.xblock
-            found = xblock.n if xblock is not None else getattr(model, "n", None)
-            if not isinstance(found, int) or isinstance(found, bool):
+            found = infer_width(handle, model)
+            if found is None:
                 raise InvalidValueError(
                     "ConsistencyMetric: pass n= (the latent width); the model has no XBlock or "
                     "integer attribute n to read it from"

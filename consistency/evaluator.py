@@ -223,24 +223,24 @@ class ConsistencyEvaluator:
         if self.pool_size is None or self.pool_size >= len(self.sampler):
             return self.sampler
         bank = self.sampler.bank
+        pool = AggregatePosterior(self.n, capacity=self.pool_size)
+        pool.to(device=bank.device, dtype=bank.dtype)
+        pool.update(self._distinct_rows(bank, self.pool_size))
+        return pool
+
+    def _distinct_rows(self, bank: Tensor, k: int) -> Tensor:
+        """``min(k, len(bank))`` distinct rows of ``bank`` in random order (the generator's)."""
         g = self.generator
         rows = torch.randperm(
             len(bank), generator=g, device=g.device if g is not None else bank.device
         )
-        pool = AggregatePosterior(self.n, capacity=self.pool_size)
-        pool.to(device=bank.device, dtype=bank.dtype)
-        pool.update(bank[rows[: self.pool_size].to(bank.device)])
-        return pool
+        return bank[rows[:k].to(bank.device)]
 
     def _prior(self, source: AggregatePosterior, k: int, mode: str) -> Tensor:
         """``k`` prior samples in ``mode``; in the authors' convention posterior samples are
         distinct rows (without replacement, so at most the pool's size)."""
         if self.convention == "authors" and mode == "posterior":
-            bank, g = source.bank, self.generator
-            rows = torch.randperm(
-                len(bank), generator=g, device=g.device if g is not None else bank.device
-            )
-            return bank[rows[:k].to(bank.device)].clone()
+            return self._distinct_rows(source.bank, k).clone()
         return source.sample(k, mode, generator=self.generator)
 
     def _evaluate(self, mode: str) -> ConsistencyReport:
@@ -338,12 +338,8 @@ class ConsistencyEvaluator:
         m_rows = min(len(bank), max(self.n_samples, 2))
         if m_rows < 2:
             return math.nan, math.nan
-        g = self.generator
-        rows = torch.randperm(
-            len(bank), generator=g, device=g.device if g is not None else bank.device
-        )
-        posterior = bank[rows[:m_rows].to(bank.device)]
-        hybrids = hybridise(bank, m_rows, g)
+        posterior = self._distinct_rows(bank, m_rows)
+        hybrids = hybridise(bank, m_rows, self.generator)
         return float(imq_mmd(posterior, hybrids)), float(imq_mmd_multiscale(posterior, hybrids))
 
     def _report(

@@ -34,6 +34,7 @@ except ImportError as err:  # pragma: no cover - exercised only without torchmet
         "consistency.integrations.torchmetrics needs torchmetrics: pip install torchmetrics"
     ) from err
 
+from ..consistency_metric import infer_width
 from ..errors import InvalidValueError
 from ..evaluator import CONVENTION_DEFAULTS, ConsistencyEvaluator, Convention
 from ..response import ResponseModel
@@ -81,8 +82,7 @@ class ConsistencyScores(Metric):
         super().__init__(**kwargs)
         handle = ResponseModel.of(model, max_batch=max_batch, owner="ConsistencyScores")
         if n is None:
-            xblock = handle.xblock
-            n = xblock.n if xblock is not None else getattr(model, "n", None)
+            n = infer_width(handle, model)
         if not isinstance(n, int) or n < 2:
             raise InvalidValueError(
                 f"ConsistencyScores needs the latent width n >= 2 (pass n=); got {n!r}"
