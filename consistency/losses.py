@@ -55,6 +55,7 @@ class _ConsistencyLoss(nn.Module):
         sampler: AggregatePosterior | None = None,
         *,
         weight: float = RECIPE.weight,
+        every: int = RECIPE.every,
         sampling: SamplingMode = RECIPE.sampling,
         n_samples: int | None = RECIPE.n_samples,
         normalise: Normalise | None = RECIPE.normalise,
@@ -100,6 +101,8 @@ class _ConsistencyLoss(nn.Module):
         if not (math.isfinite(weight) and weight >= 0):
             raise InvalidValueError(f"weight must be finite and >= 0; got {weight}")
         self.weight = float(weight)
+        self.every = check_positive_int(every, "every")
+        self._phase = 0  # training calls since the last computed one, modulo every
         self.generator = generator
         self._data_statistics: DataStatistics | None = None
         if self.batchnorm == "data":  # last, once every argument is checked: a refused
@@ -141,7 +144,8 @@ class _ConsistencyLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"weight={self.weight}, sampling={self.sampling!r}, n_samples={self.n_samples}, "
+            f"weight={self.weight}, every={self.every}, sampling={self.sampling!r}, "
+            f"n_samples={self.n_samples}, "
             f"normalise={self.normalise!r}, stop_reference={self.stop_reference}, "
             f"intervention_values={self.intervention_values!r}, batchnorm={self.batchnorm!r}, "
             f"dims={self.dims!r}, n_interventions={self.n_interventions}"
@@ -207,9 +211,21 @@ class _ConsistencyLoss(nn.Module):
                 :func:`~consistency.posterior_mean` reads. Saves one decode+encode.
         """
         self._warn_slips()
+        lazy = self.every > 1 and torch.is_grad_enabled()  # one training call in `every`
+        if lazy and self._phase:
+            out = self._skipped(latents)
+        else:
+            out = self._guarded(latents, responses)
+            if lazy:
+                out = self.every * out
+        if lazy:  # advanced only by a call that succeeded
+            self._phase = (self._phase + 1) % self.every
+        return out
+
+    def _guarded(self, latents: Tensor | None, responses: Tensor | None) -> Tensor:
+        """:meth:`_forward`; a call that fails leaves the global random state as it found it."""
         if is_compiling():
             return self._forward(latents, responses)
-        # a call that fails leaves the global random state as it found it
         cpu_state = torch.get_rng_state()
         cuda = latents is not None and latents.is_cuda
         cuda_state = (
@@ -222,6 +238,19 @@ class _ConsistencyLoss(nn.Module):
             if cuda_state is not None and latents is not None:
                 torch.cuda.set_rng_state(cuda_state, latents.device)
             raise
+
+    def _skipped(self, latents: Tensor | None) -> Tensor:
+        """The value of a training call between two computed ones: a zero scalar on the
+        latents' (or the sampler's) device and dtype, after the same input checks."""
+        if latents is None:
+            sampler = self.sampler
+            if sampler is None:
+                return self._forward(None, None)  # raises: nothing to draw from
+            like = sampler.bank_buffer
+        else:
+            dim = None if self.sampler is None else self.sampler.dim
+            like = check_latents(latents, "latents", dim)
+        return like.new_zeros(())
 
     def _forward(self, latents: Tensor | None, responses: Tensor | None) -> Tensor:
         prior, value_source = self._prior_samples(latents)
@@ -311,6 +340,12 @@ _SHARED_ARGS = r"""
         weight: multiplies the loss (the paper's :math:`\lambda = 4`). Measured with the
             reconstruction error *summed over pixels* (per image, averaged over the batch); a
             loop that averages over pixels needs a correspondingly smaller weight.
+        every: compute the loss on one training call in ``every`` (the first, then every
+            ``every``-th), with its weight multiplied by ``every``, and return a zero on the
+            calls between: a lazy regulariser, the same expected gradient per step at
+            ``1 / every`` of the passes (the prior samples of a computed call are ``n_samples``
+            as always). Only calls with gradients enabled count; a call under ``no_grad``
+            always computes the loss, with its plain weight, for reporting.
         sampling: how the prior samples are made from the batch's means: ``"hybrid"``
             (default: each coordinate from a random row of the batch), ``"posterior"`` (the
             rows themselves, Algorithm 1) or ``"uniform"`` (uniform in their bounding box).
@@ -394,6 +429,7 @@ class InvarianceLoss(_ConsistencyLoss):
         sampler: AggregatePosterior | None = None,
         *,
         weight: float = RECIPE.weight,
+        every: int = RECIPE.every,
         sampling: SamplingMode = RECIPE.sampling,
         n_samples: int | None = RECIPE.n_samples,
         reference: Reference = RECIPE.reference,
@@ -412,6 +448,7 @@ class InvarianceLoss(_ConsistencyLoss):
             model,
             sampler,
             weight=weight,
+            every=every,
             sampling=sampling,
             n_samples=n_samples,
             normalise=normalise,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple, cast
 
 import torch
 from torch import nn
@@ -128,17 +128,26 @@ def modules_of(*objs: object) -> list[nn.Module]:
 
 class DataStatistics:
     """The batch statistics each BatchNorm layer under ``modules`` last saw in training mode,
-    kept with their autograd graph, and a context that normalises other batches with them.
+    and a context that normalises other batches with them.
 
-    A forward pre-hook on every BatchNorm layer records the mean and (biased) variance of its
-    input whenever it runs in training mode outside :meth:`applied`: in a training loop, the
-    statistics of the step's real batch (the reconstruction pass). Inside :meth:`applied` each
-    layer normalises with those statistics instead of its input's own, *with the gradient
-    through them*, so a pass of generated data shapes the same function as the real batch's pass
-    and, like it, is unchanged by rescaling the weights before the layer; no running statistic
-    moves. Statistics are used once: after :meth:`applied` they are stale, and a layer without
-    fresh statistics (before the first real batch, or a second pass in one step) runs in eval mode
-    on its running statistics.
+    A forward pre-hook on every BatchNorm layer notes each training-mode call outside
+    :meth:`applied`: in a training loop, the step's real batch (the reconstruction pass). Inside
+    :meth:`applied` each layer normalises with that batch's per-channel mean and biased variance
+    instead of its input's own, so a pass of generated data goes through the same function as
+    the real batch's pass and, like it, is unchanged by rescaling the weights before the layer;
+    no running statistic moves. Statistics are used once: after :meth:`applied` they are stale,
+    and a layer without fresh statistics (before the first real batch, or a second pass in one
+    step) runs in eval mode on its running statistics.
+
+    By default (``gradient=True``) the statistics keep their autograd graph: the generated pass's
+    gradient also reaches the real batch's activations through them, so the gradient, like the
+    value, is unchanged by rescaling the weights before the layer. ``gradient=False`` makes them
+    constants of the generated pass, as the running statistics are in eval mode, and costs
+    nothing (a layer that tracks running statistics has just folded the batch's mean and
+    unbiased variance into them, so the hook keeps the two ``(C,)`` vectors from before the
+    update and :meth:`applied` solves the update for the batch's statistics); it loses the
+    consistency effect on users' BatchNorm models and can diverge
+    (``benchmarks/ablate_step_cost.py``), and is kept for that ablation.
 
     The consistency losses build one when ``batchnorm="data"`` (the default) and the model has
     BatchNorm layers; :meth:`remove` takes the hooks off.
@@ -147,7 +156,7 @@ class DataStatistics:
         >>> import torch
         >>> net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4)).train()
         >>> stats = DataStatistics(net)
-        >>> real = net(torch.randn(8, 3))  # recorded
+        >>> real = net(torch.randn(8, 3))  # noted
         >>> before = net[1].running_mean.clone()
         >>> with stats.applied():
         ...     generated = net(torch.randn(2, 3) + 5)  # normalised as the real batch was
@@ -156,8 +165,12 @@ class DataStatistics:
         >>> stats.remove()
     """
 
-    def __init__(self, *modules: nn.Module) -> None:
+    def __init__(self, *modules: nn.Module, gradient: bool = True) -> None:
         _check_modules(modules, "DataStatistics")
+        if not isinstance(gradient, bool):
+            raise InvalidTypeError(
+                f"DataStatistics: gradient must be True or False; got {gradient!r}"
+            )
         seen: set[int] = set()
         self.layers: list[_BatchNorm] = []
         for root in modules:
@@ -165,13 +178,40 @@ class DataStatistics:
                 if isinstance(m, _BatchNorm) and id(m) not in seen:
                     seen.add(id(m))
                     self.layers.append(m)
-        self._inputs: dict[int, torch.Tensor] = {}
+        self.gradient = gradient
+        self._seen: dict[int, _Seen] = {}
         self._applying = False
         self._handles = [m.register_forward_pre_hook(self._record) for m in self.layers]
 
     def _record(self, module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-        if module.training and not self._applying and args:
-            self._inputs[id(module)] = args[0]  # the statistics are computed when applied
+        if not (module.training and not self._applying and args):
+            return
+        x = args[0]
+        layer = cast(_BatchNorm, module)
+        if self.gradient or not _solvable(layer):
+            self._seen[id(module)] = _Seen(x, None, None, 0)  # computed when applied
+            return
+        mean, var = _running(layer)
+        self._seen[id(module)] = _Seen(None, mean.clone(), var.clone(), x.numel() // x.shape[1])
+
+    def _statistics(self, layer: _BatchNorm, seen: _Seen) -> tuple[torch.Tensor, torch.Tensor]:
+        if seen.input is not None:
+            if self.gradient:
+                return _moments(seen.input)
+            with torch.no_grad():
+                return _moments(seen.input)
+        mean_now, var_now = _running(layer)
+        mean_then, var_then = cast(torch.Tensor, seen.mean), cast(torch.Tensor, seen.var)
+        if layer.momentum is None:  # cumulative average: factor 1 / batches tracked
+            tracked = cast(torch.Tensor, layer.num_batches_tracked)
+            factor: torch.Tensor | float = 1.0 / tracked.clamp(min=1).to(mean_now.dtype)
+        else:
+            factor = float(layer.momentum)
+        mean = (mean_now - (1 - factor) * mean_then) / factor
+        unbiased = (var_now - (1 - factor) * var_then) / factor
+        count = seen.per_channel
+        var = unbiased * ((count - 1) / count) if count > 1 else unbiased
+        return mean, var.clamp(min=0)
 
     @contextlib.contextmanager
     def applied(self) -> Iterator[None]:
@@ -181,12 +221,12 @@ class DataStatistics:
         swapped: list[tuple[_BatchNorm, bool, object]] = []
         try:
             for m in self.layers:
-                x = self._inputs.get(id(m))
+                seen = self._seen.get(id(m))
                 swapped.append((m, m.training, m.__dict__.get("forward", _MISSING)))
-                if x is None or not m.training:
+                if seen is None or not m.training:
                     m.training = False
                 else:
-                    stats = _moments(x)
+                    stats = self._statistics(m, seen)
                     m.forward = functools.partial(_normalise_with, m, stats)  # type: ignore[method-assign]
             yield
         finally:
@@ -196,7 +236,7 @@ class DataStatistics:
                     m.__dict__.pop("forward", None)
                 else:
                     m.forward = forward  # type: ignore[method-assign, assignment]
-            self._inputs.clear()
+            self._seen.clear()
             self._applying = False
 
     def remove(self) -> None:
@@ -204,7 +244,32 @@ class DataStatistics:
         for h in self._handles:
             h.remove()
         self._handles.clear()
-        self._inputs.clear()
+        self._seen.clear()
+
+
+class _Seen(NamedTuple):
+    """What a pre-hook kept of one training-mode call: the input itself (statistics computed
+    when applied), or the running statistics before the call's update and the count per channel."""
+
+    input: torch.Tensor | None
+    mean: torch.Tensor | None
+    var: torch.Tensor | None
+    per_channel: int
+
+
+def _running(layer: _BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
+    """The layer's running mean and variance (present: see :func:`_solvable`)."""
+    return cast(torch.Tensor, layer.running_mean), cast(torch.Tensor, layer.running_var)
+
+
+def _solvable(layer: _BatchNorm) -> bool:
+    """Whether the layer's running-statistics update can be solved for the batch's statistics."""
+    return (
+        layer.track_running_stats
+        and layer.running_mean is not None
+        and layer.running_var is not None
+        and (layer.momentum is None or float(layer.momentum) > 0)
+    )
 
 
 _MISSING = object()

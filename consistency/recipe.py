@@ -75,6 +75,9 @@ class ConsistencyRecipe:
         n_samples: how many of the batch's rows become prior samples per call (a random subset;
             ``None``: every row). Each costs one pass through generator and encoder.
         weight: multiplies the loss (the paper's :math:`\lambda`).
+        every: the loss is computed on every ``every``-th training call, with its weight
+            multiplied by ``every``, and is zero on the calls between (a lazy regulariser: the
+            same expected gradient per step at a fraction of the passes).
         stop_reference: the reference is a fixed target (no gradient).
         intervention_values: where the values :math:`v \sim Q(N_m)` come from: the batch's
             means (``"batch"``) or the sampler's bank (``"sampler"``).
@@ -98,6 +101,7 @@ class ConsistencyRecipe:
     normalise: Normalise | None = "noise"
     n_samples: int | None = 16
     weight: float = 4.0
+    every: int = 1
     stop_reference: bool = True
     intervention_values: InterventionValues = "batch"
     batchnorm: BatchNormHandling = "data"
@@ -119,6 +123,7 @@ class ConsistencyRecipe:
             normalise=None,
             n_samples=None,
             weight=4.0,
+            every=1,
             stop_reference=True,
             intervention_values="sampler",
             batchnorm="update",
@@ -142,6 +147,7 @@ class ConsistencyRecipe:
             normalise=self.normalise,
             n_samples=self.n_samples,
             weight=self.weight,
+            every=self.every,
             stop_reference=self.stop_reference,
             intervention_values=self.intervention_values,
             batchnorm=self.batchnorm,

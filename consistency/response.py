@@ -265,19 +265,28 @@ class ResponseModel:
     def _chunks(self, x: Tensor) -> list[Tensor]:
         return list(x.split(self.max_batch)) if self.max_batch is not None else [x]
 
-    def _parameter_dtype(self) -> torch.dtype | None:
-        """The floating dtype of the model's parameters when they all share one, else ``None``
-        (no cast: a model of mixed precision says for itself what it takes)."""
-        found = {p.dtype for m in self.modules for p in m.parameters() if p.is_floating_point()}
-        return found.pop() if len(found) == 1 else None
+    def _half_parameter_dtype(self) -> torch.dtype | None:
+        """The half-precision dtype that all of the model's floating parameters share, else
+        ``None`` (no cast: a float32 model, or one of mixed precision, which says for itself
+        what it takes). Stops at the first parameter that is not half precision."""
+        found: torch.dtype | None = None
+        for m in self.modules:
+            for p in m.parameters():
+                if not p.is_floating_point():
+                    continue
+                if p.dtype not in (torch.bfloat16, torch.float16) or found not in (None, p.dtype):
+                    return None
+                found = p.dtype
+        return found
 
     def _generate(self, noise: Tensor) -> Any:
         """``generate_fn(noise)``, float32 noise cast to the model's parameter dtype when that
         is half precision (a bf16 model fed from a float32 bank); the first time, also checks that it runs the XBlock. A shape
         error inside a model with an XBlock names the block's output width."""
-        dtype = self._parameter_dtype()
-        if dtype in (torch.bfloat16, torch.float16) and noise.dtype == torch.float32:
-            noise = noise.to(dtype)  # a half-precision model fed from a float32 bank
+        if noise.dtype == torch.float32:
+            dtype = self._half_parameter_dtype()
+            if dtype is not None:
+                noise = noise.to(dtype)  # a half-precision model fed from a float32 bank
         xblock = self.xblock
         if self._xblock_checked or xblock is None or is_compiling():
             return self._run_generate(noise, xblock)

@@ -329,25 +329,28 @@ class XBlock(nn.Module):
                 f"gates must have shape (B, n, n) = ({batch}, {self.n}, {self.n}) or (1, n, n); "
                 f"got {tuple(gates.shape)}"
             )
-        causes: list[Tensor] = []
+        # one growing (B, i * u) tensor of the causes so far; gates[:, :i, i] as a row slice
+        incoming = gates.transpose(1, 2)  # [b, i, j]: the gate on edge j -> i
+        causes: Tensor | None = None
         for i, f in enumerate(self.units):
             if i in interventions:
                 z = self._intervention_value(i, interventions[i], noise)
             else:
                 n_i = noise[:, i : i + 1]
-                if i == 0:
+                if causes is None:
                     inp = n_i
                 else:
-                    parents = torch.stack(causes, dim=1)  # (B, i, u)
-                    gated = parents * gates[:, :i, i, None].to(parents.dtype)
-                    inp = torch.cat([gated.flatten(1), n_i.to(gated.dtype)], dim=1)
+                    gate = incoming[:, i, :i].to(causes.dtype)
+                    if self.unit_size > 1:
+                        gate = gate.repeat_interleave(self.unit_size, dim=1)
+                    inp = torch.cat([causes * gate, n_i.to(causes.dtype)], dim=1)
                 z = f(inp)
                 if self.residual:
-                    z = z + noise[:, i : i + 1].to(z.dtype)
+                    z = z + n_i.to(z.dtype)
                 if self.out_activation is not None:
                     z = self.out_activation(z)
-            causes.append(z)
-        return torch.cat(causes, dim=1)
+            causes = z if causes is None else torch.cat([causes, z.to(causes.dtype)], dim=1)
+        return cast(Tensor, causes)
 
     def causes(
         self,

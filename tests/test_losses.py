@@ -748,3 +748,51 @@ def test_invariance_reference_response_carries_gradient_only_without_stop_refere
         **ALGORITHM_1,
     )(torch.randn(8, 3))
     assert enabled == [not stop_reference, True]
+
+
+def _tiny_xc_model() -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Module()
+    model.encoder, model.latent, model.decoder = nn.Linear(5, 3), XBlock(3), nn.Linear(3, 5)
+    return model.double()
+
+
+@pytest.mark.parametrize("cls", [InvarianceLoss, EquivarianceLoss])
+def test_every_computes_one_training_call_in_k_with_k_times_the_weight(cls: type) -> None:
+    """every=3: training calls 0, 3, 6 equal 3x the every=1 loss on the same random streams,
+    and the calls between are zero scalars of the latents' dtype that draw nothing."""
+    model = _tiny_xc_model()
+    latents = torch.randn(8, 3, dtype=torch.float64)
+    eager = cls(model, generator=torch.Generator().manual_seed(1))
+    lazy = cls(model, every=3, generator=torch.Generator().manual_seed(1))
+    assert "every=3" in repr(lazy)
+    torch.manual_seed(2)  # the XBlock's gate noise
+    expected = [eager(latents) for _ in range(3)]
+    torch.manual_seed(2)
+    got = [lazy(latents) for _ in range(7)]
+    for a, b in zip((got[0], got[3], got[6]), expected):
+        assert float(b) > 0
+        torch.testing.assert_close(a, 3 * b)
+    for skipped in (got[1], got[2], got[4], got[5]):
+        assert skipped.shape == () and skipped.dtype == torch.float64 and float(skipped) == 0.0
+
+
+def test_every_counts_only_training_calls_that_succeed() -> None:
+    """A call under no_grad reports the loss with its plain weight and leaves the schedule; a
+    refused call leaves it too."""
+    model = _tiny_xc_model()
+    latents = torch.randn(8, 3, dtype=torch.float64)
+    lazy = InvarianceLoss(model, every=2, generator=torch.Generator().manual_seed(1))
+    plain = InvarianceLoss(model, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad(), pytest.warns(UserWarning, match="no_grad"):
+        torch.manual_seed(3)
+        report = lazy(latents)
+        torch.manual_seed(3)
+        torch.testing.assert_close(report, plain(latents))
+    assert float(lazy(latents)) > 0  # the first training call is computed
+    with pytest.raises(ShapeError, match="rank 2"):  # a call that would be skipped checks too
+        lazy(torch.randn(8, 3, 1, dtype=torch.float64))
+    assert float(lazy(latents)) == 0.0
+    with pytest.raises(ShapeError):  # one that would be computed
+        lazy(torch.randn(8, 4, dtype=torch.float64))
+    assert float(lazy(latents)) > 0

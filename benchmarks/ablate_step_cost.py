@@ -1,0 +1,283 @@
+"""What the cheaper consistency step costs in effect: one change at a time, on users' models.
+
+The retrofit of ``benchmarks/defaults_retrofit.py`` (a user's conv AE with BatchNorm, ``convbn``,
+and a fully connected AE, ``mlp``; real MNIST; plain twin with the same initial weights and
+batches) trained with ``InvarianceLoss(model, **variant)`` for each variant below, every other
+choice the library's default; all variants and the twin are re-run by this script with the same
+code, so that only the named change differs:
+
+* ``stats_gradient``: the BatchNorm statistics of the real batch carry their gradient into the
+  generated pass (``DataStatistics(..., gradient=True)``, the recipe before this ablation);
+* ``stats_constant``: the same statistics as constants, solved from the running-statistics
+  update (``gradient=False``; no extra pass over the BatchNorm inputs);
+* ``every2``: ``stats_constant`` and the loss computed on every second step with twice the
+  weight (``every=2``), 16 prior samples per computed step;
+* ``every2_rows32``: ``every2`` with 32 prior samples per computed step (the same prior samples
+  per step on average as ``stats_constant``);
+* ``every2_gradient``, ``every2_rows32_gradient``: the same two with ``stats_gradient``.
+
+The step times of the twin and of every variant are measured at ``--time-batch`` in one
+process, alternating, after the runs (``--timing-only`` to measure them alone).
+
+    python benchmarks/ablate_step_cost.py                       # 2 archs x 4 variants x 3 seeds
+    python benchmarks/ablate_step_cost.py --archs convbn --variants stats_constant --seeds 0
+
+Rows are appended to ``results/step_cost_ablation.jsonl`` as runs finish (a rerun resumes);
+the table goes to ``results/step_cost_ablation.md`` / ``.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from defaults_retrofit import ARCHS, load, score, train_loop, twins
+
+RESULTS = Path(__file__).resolve().parent / "results"
+VARIANTS: dict[str, dict[str, Any]] = {
+    "stats_gradient": {"every": 1, "gradient": True},
+    "stats_constant": {"every": 1, "gradient": False},
+    "every2": {"every": 2, "gradient": False},
+    "every2_rows32": {"every": 2, "n_samples": 32, "gradient": False},
+    "every2_gradient": {"every": 2, "gradient": True},
+    "every2_rows32_gradient": {"every": 2, "n_samples": 32, "gradient": True},
+}
+DEFAULT_VARIANTS = ["stats_gradient", "stats_constant", "every2", "every2_rows32"]
+
+
+def build_loss(model: torch.nn.Module, variant: str) -> Any:
+    """``InvarianceLoss(model, **kwargs)`` of the variant, with the loss's BatchNorm statistics
+    built with the variant's ``gradient``."""
+    from consistency import InvarianceLoss
+    from consistency.module_state import DataStatistics
+
+    kwargs = dict(VARIANTS[variant])
+    gradient = kwargs.pop("gradient")
+    loss = InvarianceLoss(model, **kwargs)
+    if loss._data_statistics is not None:
+        loss.remove_hooks()
+        loss._data_statistics = DataStatistics(*loss.model.modules, gradient=gradient)
+    return loss
+
+
+def key(job: dict[str, Any]) -> str:
+    return f"run/{job['arch']}/{job['seed']}/{job['variant']}/{job['steps']}/{job['batch_size']}"
+
+
+def run(job: dict[str, Any]) -> dict[str, Any]:
+    """Train the twin (``variant="plain"``) or the retrofit with one variant's loss; score it."""
+    torch.set_num_threads(1)
+    from consistency.data import mnist
+
+    plain, retrofit = twins(job["arch"], job["seed"])
+    model = plain if job["variant"] == "plain" else retrofit
+    loss = None if job["variant"] == "plain" else build_loss(model, job["variant"])
+    seconds = train_loop(
+        model,
+        loss,
+        mnist(job["data_root"], "train").images,
+        steps=job["steps"],
+        batch_size=job["batch_size"],
+        lr=job["lr"],
+        seed=job["seed"],
+    )
+    test = mnist(job["data_root"], "test").images[: job["eval_data"]]
+    scores = score(model, test, job["eval_samples"])
+    return {"key": key(job), "kind": "run", "job": job, **scores, "train_seconds": seconds}
+
+
+def time_variants(
+    arch: str, variants: list[str], batch: int, steps: int, rounds: int
+) -> dict[str, Any]:
+    """Median ms of a twin step and of each variant's retrofit step at ``batch``, alternating
+    in rounds in one process (random images: the cost does not depend on the data)."""
+    models: dict[str, torch.nn.Module] = {"plain": twins(arch, 0)[0]}
+    losses: dict[str, Any] = {"plain": None}
+    for v in variants:
+        m = twins(arch, 0)[1]
+        models[v], losses[v] = m, build_loss(m, v)
+    opts = {k: torch.optim.Adam(m.parameters(), lr=1e-3) for k, m in models.items()}
+    x = torch.rand(batch, 1, 28, 28)
+
+    def step(k: str) -> None:
+        model = models[k]
+        means = model.encoder(x)
+        loss = (model.decoder(model.latent(means)) - x).square().sum((1, 2, 3)).mean()
+        if losses[k] is not None:
+            loss = loss + losses[k](means)
+        opts[k].zero_grad()
+        loss.backward()
+        opts[k].step()
+
+    for k in models:
+        for _ in range(4):
+            step(k)  # warm-up (an even count: a lazy loss starts each round on a computed step)
+    times: dict[str, list[float]] = {k: [] for k in models}
+    for _ in range(rounds):
+        for k in models:
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                step(k)
+            times[k].append((time.perf_counter() - t0) / steps)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "key": f"timing/{arch}/{batch}",
+        "kind": "timing",
+        "arch": arch,
+        "batch": batch,
+        "threads": torch.get_num_threads(),
+        "ms": {k: 1e3 * v for k, v in med.items()},
+        "ratio": {k: v / med["plain"] for k, v in med.items()},
+    }
+
+
+def table(rows: dict[str, dict[str, Any]], args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    lines = [
+        "# The consistency step made cheaper: what each change costs in effect and in time",
+        "",
+        f"`{' '.join(['python', 'benchmarks/ablate_step_cost.py', *sys.argv[1:]])}`",
+        "",
+        f"Real MNIST, {args.steps} steps × batch {args.batch_size}, Adam {args.lr}; scores on "
+        f"{args.eval_data} test images' means ({args.eval_samples} prior samples × 10 "
+        "interventions per dimension, `spec` convention). Each retrofit is trained with "
+        "`InvarianceLoss(model, **variant)` beside its plain twin (same initial weights, same "
+        "batches). Differences are retrofit − twin on the same seed.",
+        "",
+        "| arch | variant | seeds | Δ mean INV | Δ SCN hybrid | Δ SCN uniform | recon / twin | above twin (INV, hybrid, uniform, recon ≤ 1.1) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    summary: dict[str, Any] = {"command": lines[2], "runs": [], "variants": {}, "timing": {}}
+    for arch in args.archs:
+        for v in args.variants:
+            deltas: dict[str, list[float]] = {"inv": [], "hybrid": [], "uniform": [], "recon": []}
+            wins = [0, 0, 0, 0]
+            for seed in args.seeds:
+                p = rows.get(f"run/{arch}/{seed}/plain/{args.steps}/{args.batch_size}")
+                r = rows.get(f"run/{arch}/{seed}/{v}/{args.steps}/{args.batch_size}")
+                if p is None or r is None:
+                    continue
+                d_inv = r["mean_invariance"] - p["mean_invariance"]
+                d_h = r["self_consistency"]["hybrid"] - p["self_consistency"]["hybrid"]
+                d_u = r["self_consistency"]["uniform"] - p["self_consistency"]["uniform"]
+                ratio = r["reconstruction"] / p["reconstruction"]
+                for name, val in zip(deltas, (d_inv, d_h, d_u, ratio)):
+                    deltas[name].append(val)
+                wins[0] += d_inv > 0
+                wins[1] += d_h > 0
+                wins[2] += d_u > 0
+                wins[3] += ratio <= 1.1
+                summary["runs"].append({"arch": arch, "seed": seed, "variant": v,
+                                        "plain": {k: p[k] for k in ("reconstruction", "mean_invariance", "self_consistency")},
+                                        "retrofit": {k: r[k] for k in ("reconstruction", "mean_invariance", "self_consistency")}})  # fmt: skip
+            n = len(deltas["inv"])
+            if n == 0:
+                continue
+
+            def ms(vals: list[float], digits: int) -> str:
+                mean = statistics.fmean(vals)
+                sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+                return f"{mean:+.{digits}f} ± {sd:.{digits}f}"
+
+            recon = statistics.fmean(deltas["recon"])
+            lines.append(
+                f"| {arch} | {v} | {n} | {ms(deltas['inv'], 4)} | {ms(deltas['hybrid'], 3)} | "
+                f"{ms(deltas['uniform'], 3)} | {recon:.3f} | {wins[0]}/{n}, {wins[1]}/{n}, "
+                f"{wins[2]}/{n}, {wins[3]}/{n} |"
+            )
+            summary["variants"][f"{arch}/{v}"] = {
+                "seeds": n,
+                "delta": {k: statistics.fmean(x) for k, x in deltas.items() if k != "recon"},
+                "reconstruction_ratio": recon,
+                "wins": dict(zip(("inv", "hybrid", "uniform", "recon_within_10pct"), wins)),
+            }
+    lines += [
+        "",
+        f"Step time at batch {args.time_batch}, median of {args.rounds} rounds × "
+        f"{args.time_steps} steps, twin and variants alternating in one process:",
+        "",
+        "| arch | threads | twin ms | " + " | ".join(args.variants) + " |",
+        "|---|---|---|" + "---|" * len(args.variants),
+    ]
+    for arch in args.archs:
+        t = rows.get(f"timing/{arch}/{args.time_batch}")
+        if t is None:
+            continue
+        summary["timing"][arch] = t
+        cells = [
+            f"{t['ms'][v]:.1f} ms ({t['ratio'][v]:.2f}×)" if v in t["ms"] else "–"
+            for v in args.variants
+        ]
+        lines.append(
+            f"| {arch} | {t['threads']} | {t['ms']['plain']:.1f} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines) + "\n", summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--archs", nargs="+", default=list(ARCHS), choices=list(ARCHS))
+    parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=800)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--eval-data", type=int, default=5000)
+    parser.add_argument("--eval-samples", type=int, default=1000)
+    parser.add_argument("--time-batch", type=int, default=128)
+    parser.add_argument("--time-steps", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--timing-only", action="store_true", help="measure the step times (again)")
+    parser.add_argument("--no-timing", action="store_true", help="leave the step times for later")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--out", default=str(RESULTS / "step_cost_ablation"))
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    jsonl = out.with_suffix(".jsonl")
+    rows = load(jsonl)
+    if not args.timing_only:
+        jobs = [
+            dict(arch=a, seed=s, variant=v, steps=args.steps, batch_size=args.batch_size,
+                 lr=args.lr, eval_data=args.eval_data, eval_samples=args.eval_samples,
+                 data_root=args.data_root)
+            for a in args.archs for s in args.seeds for v in ("plain", *args.variants)
+            if not (a == "mlp" and v == "stats_gradient")  # no BatchNorm: = stats_constant
+        ]  # fmt: skip
+        todo = [j for j in jobs if key(j) not in rows]
+        from tqdm.auto import tqdm
+
+        with cf.ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
+            for row in tqdm(pool.map(run, todo), total=len(todo), desc="runs"):
+                rows[row["key"]] = row
+                with jsonl.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    for arch in [] if args.no_timing else args.archs:
+        k = f"timing/{arch}/{args.time_batch}"
+        if k not in rows or args.timing_only:
+            variants = [v for v in args.variants if not (arch == "mlp" and v == "stats_gradient")]
+            rows[k] = time_variants(arch, variants, args.time_batch, args.time_steps, args.rounds)
+            with jsonl.open("a") as f:
+                f.write(json.dumps(rows[k]) + "\n")
+    text, summary = table(rows, args)
+    out.with_suffix(".md").write_text(text)
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
