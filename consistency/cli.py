@@ -2,12 +2,14 @@
 
     consistency evaluate runs/mnist_xcae/checkpoint.pt --data mnist
     consistency evaluate --model mypackage.models:build --data scene --out runs/mine
+    consistency evaluate --model mypackage.models:build --data my_images/ --channels 1
     consistency compare runs/a runs/b --json table.json
     consistency quickstart --steps 300
 
 ``evaluate`` scores a checkpoint written by :func:`consistency.train.train` (or a model returned
 by ``--model package.module:factory``: an ``nn.Module`` with ``.encoder`` / ``.decoder`` or a
-:class:`~consistency.ResponseModel`) on a built-in data set, and writes ``report.json`` /
+:class:`~consistency.ResponseModel`) on a built-in data set, an IDX file of images or a folder
+of image files, and writes ``report.json`` /
 ``report.txt``, ``self_consistency.json``, the figures, and, where the data set knows its
 causes, ``ground_truth.json`` (IRS, MIG, DCI). ``compare`` reads the ``report.json`` of several
 run folders into one table (markdown on stdout, JSON with ``--json``). ``quickstart`` trains an
@@ -40,14 +42,77 @@ class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpF
     """The docstring as written, and every flag's default in ``--help``."""
 
 
-def _load_data(name: str, root: str | None, count: int, seed: int) -> tuple[Any, Any]:
-    """``(images (N, C, H, W), factors (N, F) or None)`` of a built-in data set's test split."""
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def _load_data(
+    name: str,
+    root: str | None,
+    count: int,
+    seed: int,
+    *,
+    channels: int | None = None,
+    size: int | None = None,
+) -> tuple[Any, Any]:
+    """``(images (N, C, H, W) in [0, 1], factors (N, F) or None)``: a built-in data set's test
+    split, an IDX file of images, or a folder of image files."""  # fmt: skip
     from . import data
 
-    if name == "mnist":
-        return data.mnist(root, "test").images[:count], None
-    source = {"scene": data.CausalScene, "pendulum": data.Pendulum, "shapes": data.Shapes}[name]
-    return source(seed=seed + 1).sample(count)
+    if name in DATASETS:
+        if name == "mnist":
+            return data.mnist(root, "test").images[:count], None
+        source = {"scene": data.CausalScene, "pendulum": data.Pendulum, "shapes": data.Shapes}[name]
+        return source(seed=seed + 1).sample(count)
+    path = Path(name)
+    if not path.exists():
+        raise MissingFileError(
+            f"--data must be one of {', '.join(DATASETS)}, an IDX file or an image folder; "
+            f"{name!r} is none of them (no such file or folder)"
+        )
+    if path.is_dir():
+        return _image_folder(path, count, channels, size), None
+    array = torch.from_numpy(data.read_idx(path).copy())
+    if array.ndim == 3:  # (N, H, W)
+        array = array[:, None]
+    elif array.ndim == 4 and array.shape[-1] in (1, 3, 4):  # (N, H, W, C)
+        array = array.permute(0, 3, 1, 2)
+    else:
+        raise InvalidValueError(
+            f"{path}: an IDX file of images has shape (N, H, W) or (N, H, W, C); got "
+            f"{tuple(array.shape)}"
+        )
+    images = array[:count].float()
+    return (images / 255.0 if array.dtype == torch.uint8 else images), None
+
+
+def _image_folder(path: Path, count: int, channels: int | None, size: int | None) -> Any:
+    """The first ``count`` image files of a folder (sorted by name) as ``(N, C, H, W)``."""
+    try:
+        import numpy as np
+        from PIL import Image
+    except ImportError as err:  # pragma: no cover - pillow missing
+        raise InvalidValueError("an image folder needs pillow: pip install pillow") from err
+    files = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)[:count]
+    if not files:
+        raise MissingFileError(f"{path} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+    mode = {None: None, 1: "L", 3: "RGB"}.get(channels, "invalid")
+    if mode == "invalid":
+        raise InvalidValueError(f"--channels must be 1 or 3; got {channels}")
+    arrays = []
+    for f in files:
+        with Image.open(f) as img:
+            img = img.convert(mode or ("L" if img.mode in ("L", "1", "I", "I;16") else "RGB"))
+            if size is not None:
+                img = img.resize((size, size))
+            arrays.append(np.asarray(img, dtype=np.float32) / 255.0)
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise InvalidValueError(
+            f"the images in {path} have different sizes {sorted(shapes)[:3]}; pass --image-size "
+            "to resize them all"
+        )
+    stacked = torch.from_numpy(np.stack(arrays))
+    return stacked[:, None] if stacked.ndim == 3 else stacked.permute(0, 3, 1, 2)
 
 
 def _model_from_checkpoint(path: Path) -> Any:
@@ -89,19 +154,24 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if (args.checkpoint is None) == (args.model is None):
         raise InvalidValueError("evaluate needs a CHECKPOINT or --model package.module:factory")
+    path: Path | None = None
     if args.checkpoint is not None:
         path = Path(args.checkpoint)
         if path.is_dir():
             path = path / "checkpoint.pt"
         if not path.exists():
             raise MissingFileError(f"no checkpoint at {path}")
+    if path is not None:
         model = _model_from_checkpoint(path)
         out = Path(args.out) if args.out else path.parent / "evaluation"
     else:
         model = _model_from_factory(args.model)
         out = Path(args.out) if args.out else Path("runs") / "evaluation"
+    images, factors = _load_data(
+        args.data, args.data_root, args.eval_data, args.seed, channels=args.channels,
+        size=args.image_size,
+    )  # fmt: skip
     torch.manual_seed(args.seed)
-    images, factors = _load_data(args.data, args.data_root, args.eval_data, args.seed)
     metric = ConsistencyMetric(
         model,
         capacity=max(2, images.shape[0]),
@@ -235,15 +305,30 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     ev = sub.add_parser(
         "evaluate",
-        help="score a trained model on a built-in data set",
+        help="score a trained model on a built-in data set, an IDX file or an image folder",
         description="Score a checkpoint of consistency.train (or --model package.module:factory) "
-        "on a built-in data set; writes the report, the self-consistency table, figures and, "
+        "on a built-in data set, an IDX file of images or a folder of image files; writes the report, the self-consistency table, figures and, "
         "where the data knows its causes, the ground-truth scores.",
         formatter_class=_Help,
     )
     ev.add_argument("checkpoint", nargs="?", default=None, help="checkpoint.pt or its run folder")
     ev.add_argument("--model", default=None, help="package.module:factory returning the model")
-    ev.add_argument("--data", default="mnist", choices=DATASETS, help="test data")
+    ev.add_argument(
+        "--data",
+        default="mnist",
+        help=f"test data: {', '.join(DATASETS)}, an IDX file of images, or a folder of image "
+        "files (PNG, JPEG, ...; sorted by name)",
+    )
+    ev.add_argument(
+        "--channels",
+        type=int,
+        default=None,
+        choices=(1, 3),
+        help="image folder: read as grey (1) or RGB (3) (default: as the files are)",
+    )
+    ev.add_argument(
+        "--image-size", type=int, default=None, help="image folder: resize to SIZE x SIZE"
+    )
     ev.add_argument("--data-root", default=None, help="folder with the MNIST files")
     ev.add_argument("--eval-data", type=int, default=2000, help="test images")
     ev.add_argument(

@@ -36,6 +36,42 @@ class MetricResult(NamedTuple):
     reconstruction: float
     images: int
 
+    def scalars(self) -> dict[str, float]:
+        """Every scalar of the result, flat, for a logger: ``mean_invariance``,
+        ``mean_self_consistency``, ``self_consistency/<mode>`` for each mode of the table,
+        ``mmd_hybrid`` and ``mmd_hybrid_multiscale`` (the noise MMD), ``reconstruction``, and
+        with an XBlock ``mean_equivariance``, ``gates/edge_density``, ``gates/confidence``,
+        ``gates/mean_shift`` and ``gates/flipped``.
+
+        Example:
+            >>> import torch
+            >>> from consistency import ConsistencyMetric, ResponseModel
+            >>> metric = ConsistencyMetric(ResponseModel(torch.nn.Linear(5, 3),
+            ...     torch.nn.Linear(3, 5)), n=3, n_samples=10, n_interventions=2)
+            >>> metric.update(torch.randn(16, 5))
+            >>> sorted(metric.compute().scalars())[:4]
+            ['mean_invariance', 'mean_self_consistency', 'mmd_hybrid', 'mmd_hybrid_multiscale']
+        """
+        report = self.report
+        out = {
+            "mean_invariance": report.mean_invariance,
+            "mean_self_consistency": report.mean_self_consistency,
+            **{f"self_consistency/{m}": v for m, v in self.self_consistency.means().items()},
+            "mmd_hybrid": report.mmd_hybrid,
+            "mmd_hybrid_multiscale": report.mmd_hybrid_multiscale,
+            "reconstruction": self.reconstruction,
+        }
+        if report.mean_equivariance is not None:
+            out["mean_equivariance"] = report.mean_equivariance
+        if report.edge_density is not None:
+            out["gates/edge_density"] = report.edge_density
+        if report.gate_confidence is not None:
+            out["gates/confidence"] = report.gate_confidence
+        if report.gate_movement is not None:
+            out["gates/mean_shift"] = report.gate_movement.mean_shift
+            out["gates/flipped"] = float(report.gate_movement.flipped)
+        return {k: float(v) for k, v in out.items()}
+
 
 def infer_width(handle: ResponseModel, model: object) -> int | None:
     """The latent width of a model: its XBlock's ``n``, else an integer attribute ``n`` of the

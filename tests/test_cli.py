@@ -70,3 +70,63 @@ def test_help_of_every_subcommand_and_the_installed_script() -> None:
     if shutil.which("consistency") is not None:  # installed by pip install -e .
         done = subprocess.run(["consistency", "--help"], capture_output=True, text=True)
         assert done.returncode == 0 and "quickstart" in done.stdout
+
+
+FACTORY = """
+import torch
+from torch import nn
+from consistency import XBlock
+
+
+def build():
+    torch.manual_seed(0)
+    model = nn.Module()
+    model.encoder = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    model.latent = XBlock(3)
+    model.decoder = nn.Sequential(nn.Linear(3, 64), nn.Sigmoid(), nn.Unflatten(1, (1, 8, 8)))
+    return model
+"""
+
+
+def test_evaluate_a_factory_model_on_an_idx_file_and_an_image_folder(tmp_path: Path) -> None:
+    """--model package.module:factory on a user's data: an IDX file of uint8 images, and a
+    folder of PNGs read as grey; the same pixels give the same report."""
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    from tests.conftest import write_idx
+
+    (tmp_path / "user_models.py").write_text(FACTORY)
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 8, 8)).astype("uint8")
+    write_idx(tmp_path / "images-idx3-ubyte", pixels)
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for k, img in enumerate(pixels):
+        Image.fromarray(img, mode="L").save(folder / f"{k:03d}.png")
+    reports = []
+    for data in (tmp_path / "images-idx3-ubyte", folder):
+        out = tmp_path / f"eval_{data.name}"
+        env = {
+            **os.environ,
+            "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "consistency.cli", "evaluate", "--model", "user_models:build",
+             "--data", str(data), "--samples", "20", "--interventions", "2", "--out", str(out),
+             "--no-figures"],
+            capture_output=True, text=True, env=env, cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        summary = json.loads((out / "self_consistency.json").read_text())
+        assert summary["images"] == 40
+        reports.append(json.loads((out / "report.json").read_text()))
+    assert reports[0]["mean_invariance"] == pytest.approx(reports[1]["mean_invariance"], abs=1e-6)
+    bad = subprocess.run(
+        [sys.executable, "-m", "consistency.cli", "evaluate", "--model", "user_models:build",
+         "--data", str(tmp_path / "nothing")],
+        capture_output=True, text=True, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "IDX file or an image folder" in bad.stderr
+    assert bad.stderr.count("\n") == 1
