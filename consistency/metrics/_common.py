@@ -45,6 +45,46 @@ def _check_pair(codes: object, factors: object, *, min_rows: int = 2) -> tuple[T
     return codes_t, factors.to(codes_t.device)
 
 
+def _split(
+    codes: Tensor,
+    factors: Tensor,
+    test_codes: Tensor | None,
+    test_factors: Tensor | None,
+    test_fraction: float,
+    seed: int,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(z_train, g_train, z_test, g_test)``: the explicit test split (checked), or a seeded
+    random ``test_fraction`` of the data held out."""
+    if (test_codes is None) != (test_factors is None):
+        raise InvalidValueError("give both test_codes and test_factors, or neither")
+    if test_codes is None or test_factors is None:
+        if not 0.0 < test_fraction < 1.0:
+            raise InvalidValueError(f"test_fraction must lie in (0, 1); got {test_fraction}")
+        total = codes.shape[0]
+        n_test = max(1, round(total * test_fraction))
+        if total - n_test < 2:
+            raise InvalidValueError(f"too few samples ({total}) to hold out {test_fraction:.0%}")
+        perm = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
+        perm = perm.to(codes.device)
+        tr, te = perm[n_test:], perm[:n_test]
+        return codes[tr], factors[tr], codes[te], factors[te]
+    z_te, g_te = _check_pair(test_codes, test_factors, min_rows=1)
+    if z_te.shape[1] != codes.shape[1] or g_te.shape[1] != factors.shape[1]:
+        raise ShapeError(
+            f"test split must have the training widths (n, F) = ({codes.shape[1]}, "
+            f"{factors.shape[1]}); got {tuple(z_te.shape)} and {tuple(g_te.shape)}"
+        )
+    return codes, factors, z_te.to(codes.device), g_te.to(codes.device)
+
+
+def _sklearn(what: str) -> None:
+    """Raise a clear ImportError when scikit-learn is missing."""
+    try:
+        import sklearn  # type: ignore[import-untyped,unused-ignore]  # noqa: F401
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(f"{what} needs scikit-learn: pip install scikit-learn") from err
+
+
 def discretize(values: Tensor, bins: int = 20) -> Tensor:
     r"""Equal-width histogram bins per column: ``(N, k)`` reals -> ``(N, k)`` bin indices in ``[0, bins)``.
 

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from ..errors import InvalidValueError, ShapeError
-from ._common import _check_pair, _labels
+from ._common import _check_pair, _labels, _split
 
 
 # ---------------------------------------------------------------------------------------- DCI
@@ -198,28 +198,9 @@ def dci(
             f"DCI needs n >= 2 latents and F >= 2 factors; got codes {tuple(codes_t.shape)} and "
             f"factors {tuple(factors_t.shape)}"
         )
-    if (test_codes is None) != (test_factors is None):
-        raise InvalidValueError("give both test_codes and test_factors, or neither")
-    if test_codes is None or test_factors is None:
-        if not 0.0 < test_fraction < 1.0:
-            raise InvalidValueError(f"test_fraction must lie in (0, 1); got {test_fraction}")
-        total = codes_t.shape[0]
-        n_test = max(1, round(total * test_fraction))
-        if total - n_test < 2:
-            raise InvalidValueError(f"too few samples ({total}) to hold out {test_fraction:.0%}")
-        perm = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
-        perm = perm.to(codes_t.device)
-        tr, te = perm[n_test:], perm[:n_test]
-        z_tr, g_tr, z_te, g_te = codes_t[tr], factors_t[tr], codes_t[te], factors_t[te]
-    else:
-        z_te, g_te = _check_pair(test_codes, test_factors, min_rows=1)
-        if z_te.shape[1] != codes_t.shape[1] or g_te.shape[1] != factors_t.shape[1]:
-            raise ShapeError(
-                f"test split must have the training widths (n, F) = ({codes_t.shape[1]}, "
-                f"{factors_t.shape[1]}); got {tuple(z_te.shape)} and {tuple(g_te.shape)}"
-            )
-        z_tr, g_tr = codes_t, factors_t
-        z_te, g_te = z_te.to(codes_t.device), g_te.to(codes_t.device)
+    z_tr, g_tr, z_te, g_te = _split(
+        codes_t, factors_t, test_codes, test_factors, test_fraction, seed
+    )
     z_tr, z_te = z_tr.detach().to(torch.float64), z_te.detach().to(torch.float64)
     if importance == "lasso":
         g_trd, g_ted = g_tr.to(torch.float64), g_te.to(torch.float64)
