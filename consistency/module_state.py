@@ -139,15 +139,19 @@ class DataStatistics:
     and a layer without fresh statistics (before the first real batch, or a second pass in one
     step) runs in eval mode on its running statistics.
 
-    By default (``gradient=True``) the statistics keep their autograd graph: the generated pass's
+    By default (``gradient=True``) the statistics keep their gradient: the generated pass's
     gradient also reaches the real batch's activations through them, so the gradient, like the
     value, is unchanged by rescaling the weights before the layer. ``gradient=False`` makes them
-    constants of the generated pass, as the running statistics are in eval mode, and costs
-    nothing (a layer that tracks running statistics has just folded the batch's mean and
-    unbiased variance into them, so the hook keeps the two ``(C,)`` vectors from before the
-    update and :meth:`applied` solves the update for the batch's statistics); it loses the
+    constants of the generated pass, as the running statistics are in eval mode; that loses the
     consistency effect on users' BatchNorm models and can diverge
     (``benchmarks/ablate_step_cost.py``), and is kept for that ablation.
+
+    The statistics cost no pass of their own in the forward: a layer that tracks running
+    statistics has just folded the batch's mean and unbiased variance into them, so the hook
+    keeps the two ``(C,)`` vectors from before the update and :meth:`applied` solves the update
+    for the batch's statistics; their gradient costs one pass over the layer's input in the
+    backward. A layer without running statistics (or with ``momentum=0``) computes them from
+    its input.
 
     The consistency losses build one when ``batchnorm="data"`` (the default) and the model has
     BatchNorm layers; :meth:`remove` takes the hooks off.
@@ -188,20 +192,20 @@ class DataStatistics:
             return
         x = args[0]
         layer = cast(_BatchNorm, module)
-        if self.gradient or not _solvable(layer):
-            self._seen[id(module)] = _Seen(x, None, None, 0)  # computed when applied
+        if not _solvable(layer):
+            self._seen[id(module)] = _Seen(x, None, None, 0)  # computed from x when applied
             return
         mean, var = _running(layer)
-        self._seen[id(module)] = _Seen(None, mean.clone(), var.clone(), x.numel() // x.shape[1])
+        self._seen[id(module)] = _Seen(x, mean.clone(), var.clone(), x.numel() // x.shape[1])
 
     def _statistics(self, layer: _BatchNorm, seen: _Seen) -> tuple[torch.Tensor, torch.Tensor]:
-        if seen.input is not None:
+        if seen.mean is None:
             if self.gradient:
                 return _moments(seen.input)
             with torch.no_grad():
                 return _moments(seen.input)
         mean_now, var_now = _running(layer)
-        mean_then, var_then = cast(torch.Tensor, seen.mean), cast(torch.Tensor, seen.var)
+        mean_then, var_then = seen.mean, cast(torch.Tensor, seen.var)
         if layer.momentum is None:  # cumulative average: factor 1 / batches tracked
             tracked = cast(torch.Tensor, layer.num_batches_tracked)
             factor: torch.Tensor | float = 1.0 / tracked.clamp(min=1).to(mean_now.dtype)
@@ -210,8 +214,11 @@ class DataStatistics:
         mean = (mean_now - (1 - factor) * mean_then) / factor
         unbiased = (var_now - (1 - factor) * var_then) / factor
         count = seen.per_channel
-        var = unbiased * ((count - 1) / count) if count > 1 else unbiased
-        return mean, var.clamp(min=0)
+        var = (unbiased * ((count - 1) / count) if count > 1 else unbiased).clamp(min=0)
+        if not self.gradient:
+            return mean, var
+        solved: tuple[torch.Tensor, torch.Tensor] = _SolvedMoments.apply(seen.input, mean, var)
+        return solved
 
     @contextlib.contextmanager
     def applied(self) -> Iterator[None]:
@@ -248,10 +255,10 @@ class DataStatistics:
 
 
 class _Seen(NamedTuple):
-    """What a pre-hook kept of one training-mode call: the input itself (statistics computed
-    when applied), or the running statistics before the call's update and the count per channel."""
+    """What a pre-hook kept of one training-mode call: the input, and (for a layer whose update
+    can be solved) the running statistics before the call's update and the count per channel."""
 
-    input: torch.Tensor | None
+    input: torch.Tensor
     mean: torch.Tensor | None
     var: torch.Tensor | None
     per_channel: int
@@ -298,6 +305,37 @@ class _Moments(torch.autograd.Function):
         return torch.addcmul(
             (grad_mean / count).view(shape), centred, (grad_var * (2.0 / count)).view(shape)
         )
+
+
+class _SolvedMoments(torch.autograd.Function):
+    """The per-channel mean and biased variance of a BatchNorm input ``x``, given (solved from
+    the running-statistics update), with the gradient of the true moments of ``x``:
+    ``dL/dx = dL/dmean / N + 2 (x - mean) dL/dvar / N``. The forward costs nothing; the
+    backward is one pass over ``x``. Once differentiable."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        ctx.save_for_backward(x, mean)
+        return mean.clone(), var.clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(
+        ctx: Any, grad_mean: torch.Tensor, grad_var: torch.Tensor
+    ) -> tuple[torch.Tensor, None, None]:
+        x, mean = ctx.saved_tensors
+        count = x.numel() // x.shape[1]
+        shape = [1, -1] + [1] * (x.ndim - 2)
+        wide = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+        centred = wide - mean.to(wide.dtype).view(shape)
+        grad = torch.addcmul(
+            (grad_mean / count).to(wide.dtype).view(shape),
+            centred,
+            (grad_var * (2.0 / count)).to(wide.dtype).view(shape),
+        )
+        return grad.to(x.dtype), None, None
 
 
 def _moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -163,6 +163,8 @@ def test_data_statistics_keep_a_half_precision_input_in_its_dtype() -> None:
         with stats.applied():
             out = net(torch.randn(4, 3))
     assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
+    out.float().square().sum().backward()  # through the solved statistics' bf16 input
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
     stats.remove()
 
 
@@ -172,39 +174,56 @@ def test_data_statistics_keep_a_half_precision_input_in_its_dtype() -> None:
     st.booleans(),
     st.sampled_from([(7, 3), (4, 3, 2, 5)]),
     st.integers(1, 3),
+    st.booleans(),
     st.integers(0, 999),
 )
-def test_data_statistics_are_the_real_batch_biased_moments(
+def test_data_statistics_are_the_real_batch_biased_moments_with_their_gradient(
     momentum: float | None,
     track: bool,
     affine: bool,
     shape: tuple[int, ...],
     steps: int,
+    gradient: bool,
     seed: int,
 ) -> None:
     """Whatever the layer's configuration (momentum, cumulative average, no running statistics,
     momentum 0) and however many real batches it saw before, a generated pass inside applied()
-    is normalised with the last real batch's per-channel mean and biased variance (float64)."""
+    is normalised with the last real batch's per-channel mean and biased variance, and its
+    gradient reaches the real batch as through torch.var_mean (gradient=True) or not at all
+    (gradient=False), in float64."""
     from consistency.module_state import DataStatistics
 
     torch.manual_seed(seed)
     c = shape[1]
     cls = nn.BatchNorm1d if len(shape) == 2 else nn.BatchNorm2d
     bn = cls(c, momentum=momentum, affine=affine, track_running_stats=track).double().train()
-    stats = DataStatistics(bn)
+    stats = DataStatistics(bn, gradient=gradient)
     for _ in range(steps):
-        real = torch.randn(*shape, dtype=torch.float64) * 3 + 2
+        real = (torch.randn(*shape, dtype=torch.float64) * 3 + 2).requires_grad_()
         bn(real)
     gen = torch.randn(*shape, dtype=torch.float64)
+    weights = torch.randn(*shape, dtype=torch.float64)
     with stats.applied():
         out = bn(gen)
     dims = [0, *range(2, len(shape))]
     view = [1, -1] + [1] * (len(shape) - 2)
     var, mean = torch.var_mean(real, dims, correction=0)
+    if not gradient:
+        var, mean = var.detach(), mean.detach()
     expected = (gen - mean.view(view)) / (var.view(view) + bn.eps).sqrt()
     if affine:
         expected = expected * bn.weight.view(view) + bn.bias.view(view)
     torch.testing.assert_close(out, expected, rtol=1e-9, atol=1e-9)
+    got = (
+        torch.autograd.grad((out * weights).sum(), real, allow_unused=True)[0]
+        if out.requires_grad
+        else None
+    )
+    if gradient:
+        want = torch.autograd.grad((expected * weights).sum(), real)[0]
+        torch.testing.assert_close(got, want, rtol=1e-8, atol=1e-10)
+    else:
+        assert got is None
     stats.remove()
 
 
