@@ -5,7 +5,7 @@ reconstruction error as metric states (``dist_reduce_fx="cat"`` / ``"sum"``), so
 across processes as torchmetrics does; :meth:`~ConsistencyScores.compute` runs
 :class:`~consistency.ConsistencyEvaluator` on the gathered means with a generator seeded with
 ``seed``: the values equal :class:`~consistency.ConsistencyMetric`'s on the same data.
-:class:`GroundTruthScores` keeps codes and factors and computes IRS, MIG and DCI with
+:class:`DisentanglementScores` keeps codes and factors and computes IRS, MIG and DCI with
 :func:`~consistency.metrics.ground_truth_scores`. Both return a dict of scalar tensors, work in a
 ``MetricCollection``, and ``plot()`` returns ``(fig, ax)`` as torchmetrics' own metrics do.
 
@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -40,7 +41,7 @@ from ..evaluator import CONVENTION_DEFAULTS, ConsistencyEvaluator, Convention
 from ..response import ResponseModel
 from ..sampler import SAMPLING_MODES, AggregatePosterior
 
-__all__ = ["ConsistencyScores", "GroundTruthScores"]
+__all__ = ["ConsistencyScores", "DisentanglementScores"]
 
 
 class ConsistencyScores(Metric):
@@ -161,14 +162,15 @@ class ConsistencyScores(Metric):
         return self._plot(val, ax)
 
 
-class GroundTruthScores(Metric):
-    r"""IRS, MIG and DCI (disentanglement, completeness, informativeness) on codes and true
-    factors gathered over every batch (and process), by
-    :func:`~consistency.metrics.ground_truth_scores`.
+class DisentanglementScores(Metric):
+    r"""The disentanglement scores (by default IRS, MIG and DCI; any of
+    :data:`~consistency.metrics.CODE_METRICS` by name) on codes and true factors gathered over
+    every batch (and process), by :func:`~consistency.metrics.ground_truth_scores`.
 
     .. math:: \mathrm{MIG} = \frac{1}{F}\sum_k \frac{I(z_{j^{(1)}}; v_k) - I(z_{j^{(2)}}; v_k)}{H(v_k)}
 
     Args:
+        metrics: which scores (names of :data:`~consistency.metrics.CODE_METRICS`).
         factor_bins: bins for continuous factors (``None``: factors already discrete).
         importance: DCI's importance estimator, ``"lasso"`` or ``"gbt"``.
 
@@ -183,9 +185,23 @@ class GroundTruthScores(Metric):
     factors: list[Tensor]
 
     def __init__(
-        self, *, factor_bins: int | None = 20, importance: str = "lasso", **kwargs: Any
+        self,
+        *,
+        metrics: Sequence[str] = ("irs", "mig", "dci"),
+        factor_bins: int | None = 20,
+        importance: str = "lasso",
+        **kwargs: Any,
     ) -> None:
+        from ..metrics import CODE_METRICS
+
         super().__init__(**kwargs)
+        unknown = [m for m in metrics if m not in CODE_METRICS]
+        if unknown:
+            raise InvalidValueError(
+                f"DisentanglementScores: metrics must be among {CODE_METRICS} (scores from codes "
+                f"and factors); got {unknown}"
+            )
+        self.metrics = tuple(metrics)
         self.factor_bins = factor_bins
         self.importance = importance
         self.add_state("codes", default=[], dist_reduce_fx="cat")
@@ -206,6 +222,7 @@ class GroundTruthScores(Metric):
         scores = ground_truth_scores(
             dim_zero_cat(self.codes),
             dim_zero_cat(self.factors),
+            metrics=self.metrics,
             factor_bins=self.factor_bins,
             importance=self.importance,  # type: ignore[arg-type]
         )

@@ -14,7 +14,7 @@ from torchmetrics import MetricCollection
 from consistency import ConsistencyMetric, ResponseModel, XBlock
 from consistency.integrations.torchmetrics import (
     ConsistencyScores,
-    GroundTruthScores,
+    DisentanglementScores,
 )
 from consistency.metrics import ground_truth_scores
 
@@ -73,7 +73,7 @@ def test_ground_truth_scores_equal_the_library() -> None:
     codes = torch.cat(
         [factors * 2 + 0.05 * torch.randn(300, 2, generator=g), torch.randn(300, 1, generator=g)], 1
     )
-    metric = GroundTruthScores(factor_bins=10)
+    metric = DisentanglementScores(factor_bins=10)
     for c, f in zip(codes.split(100), factors.split(100)):
         metric.update(c, f)
     got = metric.compute()
