@@ -70,8 +70,9 @@ def add_arguments(parser: Any, *, preset: str, steps: int, out: str) -> None:
     parser.add_argument(
         "--variant",
         default="XC-I",
-        choices=["plain", "X", "XC-I", "XC-E"],
-        help="plain, with an XBlock (X), and consistency-trained (XC-I / XC-E)",
+        choices=["plain", "X", "XC-I", "XC-E", "C-I", "C-E"],
+        help="plain, with an XBlock (X), consistency-trained (XC-I / XC-E), or consistency-"
+        "trained without the XBlock (C-I / C-E)",
     )
     parser.add_argument("--steps", type=int, default=steps, help="training steps")
     parser.add_argument("--batch-size", type=int, default=128, help="images per step")

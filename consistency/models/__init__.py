@@ -2,12 +2,15 @@
 
 ``build_model(family, preset, variant)`` builds AE / VAE / SAE / AVAE on the paper's conv
 skeleton (presets S, Standard, S4 for MNIST; v32, v324 for CelebA), plain or with an XBlock
-(X) and consistency training (XC-I, XC-E).
+(X) and consistency training (XC-I, XC-E), or consistency training without the XBlock (C-I,
+C-E).
 """
 
 from .families import (
+    CONSISTENCY_TRAINED,
     FAMILIES,
     VARIANTS,
+    WITH_XBLOCK,
     LossTerms,
     PaperModel,
     Recipe,
@@ -27,10 +30,12 @@ from .skeleton import (
 )
 
 __all__ = [
+    "CONSISTENCY_TRAINED",
     "FAMILIES",
     "PAPER_PARAMETER_COUNTS",
     "PRESETS",
     "VARIANTS",
+    "WITH_XBLOCK",
     "ConvBlock",
     "ConvDecoder",
     "ConvEncoder",

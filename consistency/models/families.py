@@ -1,4 +1,5 @@
-"""The paper's model families (AE, β-VAE, SAE, AVAE) and variants (plain, X, XC-I, XC-E)."""
+"""The paper's model families (AE, β-VAE, SAE, AVAE) and variants (plain, X, XC-I, XC-E), and
+consistency training without the XBlock (C-I, C-E)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from ..xblock import XBlock
 from .skeleton import PRESETS, ConvDecoder, ConvEncoder, OutputBlock, Preset
 
 __all__ = [
+    "CONSISTENCY_TRAINED",
     "FAMILIES",
     "VARIANTS",
+    "WITH_XBLOCK",
     "LossTerms",
     "PaperModel",
     "Recipe",
@@ -30,9 +33,13 @@ __all__ = [
 ]
 
 Family = Literal["AE", "VAE", "SAE", "AVAE"]
-Variant = Literal["plain", "X", "XC-I", "XC-E"]
+Variant = Literal["plain", "X", "XC-I", "XC-E", "C-I", "C-E"]
 FAMILIES: tuple[str, ...] = ("AE", "VAE", "SAE", "AVAE")
-VARIANTS: tuple[str, ...] = ("plain", "X", "XC-I", "XC-E")
+VARIANTS: tuple[str, ...] = ("plain", "X", "XC-I", "XC-E", "C-I", "C-E")
+WITH_XBLOCK = ("X", "XC-I", "XC-E")
+"""The variants whose latent is an XBlock (the others decode the noise itself)."""
+CONSISTENCY_TRAINED = {"XC-I": "I", "XC-E": "E", "C-I": "I", "C-E": "E"}
+"""The variants trained with a consistency loss: invariance (I) or equivariance (E)."""
 
 
 @dataclass(frozen=True)
@@ -215,7 +222,7 @@ class PaperModel(nn.Module):
             out_activation=recipe.encoder_out_activation and not self.stochastic,
             **kw,
         )
-        width_u = u if self.variant != "plain" else 1
+        width_u = u if self.variant in WITH_XBLOCK else 1
         decoder = (
             SAEDecoder(n, width_u, output_block=recipe.output_block, **kw)
             if self.family == "SAE"
@@ -224,19 +231,22 @@ class PaperModel(nn.Module):
         return encoder, decoder
 
     def _latent(self, tau: float, learn_gates: bool) -> nn.Module:
-        """The XBlock of the recipe for the X variants, the identity for ``"plain"``."""
-        if self.variant == "plain":
+        """The XBlock of the recipe for the X variants, the identity for the others."""
+        if self.variant not in WITH_XBLOCK:
             return nn.Identity()
         kw = self.recipe.consistency.xblock_kwargs()
         return XBlock(self.preset.n, self.preset.unit_size, tau=tau, learn_gates=learn_gates, **kw)
 
     def _consistency_loss(self) -> InvarianceLoss | EquivarianceLoss | None:
-        """The XC variants' loss, built from this module: it reads ``encode`` / ``generate`` and
-        puts the BatchNorm layers in the recipe's mode during its passes."""
-        if self.variant not in ("XC-I", "XC-E"):
+        """The XC and C variants' loss, built from this module: it reads ``encode`` /
+        ``generate`` and puts the BatchNorm layers in the recipe's mode during its passes. With
+        no XBlock (C-E) equivariance is measured in noise space, ``S = id``: intervening on the
+        noise and then responding agrees with responding and then intervening."""
+        kind = CONSISTENCY_TRAINED.get(self.variant)
+        if kind is None:
             return None
-        loss_cls = InvarianceLoss if self.variant == "XC-I" else EquivarianceLoss
-        kw = self.recipe.consistency.loss_kwargs(invariance=self.variant == "XC-I")
+        loss_cls = InvarianceLoss if kind == "I" else EquivarianceLoss
+        kw = self.recipe.consistency.loss_kwargs(invariance=kind == "I")
         kw["weight"] = self.consistency_weight
         return loss_cls(self, self.sampler, **kw)
 
@@ -335,7 +345,9 @@ def build_model(family: str, preset: str, variant: str = "plain", **kw: Any) -> 
         family: ``"AE"``, ``"VAE"`` (β-VAE; ``beta=``), ``"SAE"``, ``"AVAE"`` (``beta=``, ``rho=``).
         preset: ``"S"``, ``"Standard"``, ``"S4"`` (MNIST 28×28×1) or ``"v32"``, ``"v324"`` (CelebA 128×128×3).
         variant: ``"plain"``, ``"X"`` (XBlock), ``"XC-I"`` / ``"XC-E"`` (X + invariance /
-            equivariance training; ``consistency_weight`` defaults to the recipe's weight, 4).
+            equivariance training; ``consistency_weight`` defaults to the recipe's weight, 4),
+            ``"C-I"`` / ``"C-E"`` (the same training without the XBlock: the plain model with
+            the regulariser; C-E's equivariance is in noise space).
         kw: passed to :class:`PaperModel`: ``recipe=Recipe(...)`` to change how it is built and
             trained, ``faithful=True`` for the paper's exact architecture (Table 4 counts).
     """

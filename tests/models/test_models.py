@@ -7,10 +7,12 @@ import torch
 
 from consistency import EquivarianceLoss, InvarianceLoss, ResponseModel, ShapeError, XBlock
 from consistency.models import (
+    CONSISTENCY_TRAINED,
     FAMILIES,
     PAPER_PARAMETER_COUNTS,
     PRESETS,
     VARIANTS,
+    WITH_XBLOCK,
     build_model,
     parameter_count,
 )
@@ -46,12 +48,17 @@ def test_mnist_models_train_step(family: str, preset: str, variant: str) -> None
     assert model(x).shape == x.shape
     assert model.means(x).shape == (2, PRESETS[preset].n)
     assert all(p.grad is not None for p in model.encoder.parameters())
-    assert (model.xblock is None) == (variant == "plain")
+    assert (model.xblock is None) == (variant not in WITH_XBLOCK)
     assert isinstance(
         model.consistency,
-        {"XC-I": InvarianceLoss, "XC-E": EquivarianceLoss}.get(variant, type(None)),
+        {
+            "XC-I": InvarianceLoss,
+            "XC-E": EquivarianceLoss,
+            "C-I": InvarianceLoss,
+            "C-E": EquivarianceLoss,
+        }.get(variant, type(None)),
     )
-    if variant.startswith("XC"):
+    if variant in CONSISTENCY_TRAINED:
         assert float(terms.consistency) >= 0
     assert len(model.sampler) == 2
 
@@ -62,7 +69,7 @@ def test_mnist_models_train_step(family: str, preset: str, variant: str) -> None
 def test_celeba_models_build(family: str, preset: str, variant: str) -> None:
     model = build_model(family, preset, variant)
     p = PRESETS[preset]
-    width = p.n * (p.unit_size if variant != "plain" else 1)
+    width = p.n * (p.unit_size if variant in WITH_XBLOCK else 1)
     assert model.decoder.in_features == width
     assert parameter_count(model) > 2_800_000
 
@@ -87,6 +94,24 @@ def test_celeba_models_train_step(family: str, preset: str, variant: str) -> Non
     model.eval()
     with torch.no_grad():
         assert model(x[:1]).shape == (1, 3, 128, 128)
+
+
+@pytest.mark.parametrize("variant", ["C-I", "C-E"])
+def test_consistency_without_the_xblock_is_the_plain_twin_plus_the_loss(variant: str) -> None:
+    """C-I / C-E: the plain model's networks (same init after the same seed, no XBlock, the
+    decoder takes the noise itself) with XC-I / XC-E's loss on them."""
+    torch.manual_seed(3)
+    plain = build_model("AE", "S", "plain")
+    torch.manual_seed(3)
+    model = build_model("AE", "S", variant)
+    assert model.xblock is None and isinstance(model.latent, torch.nn.Identity)
+    for a, b in zip(plain.state_dict().items(), model.state_dict().items()):
+        assert a[0] == b[0] and torch.equal(a[1], b[1])
+    expected = InvarianceLoss if variant == "C-I" else EquivarianceLoss
+    assert isinstance(model.consistency, expected) and model.consistency.xblock is None
+    x = torch.rand(8, 1, 28, 28)
+    model.loss(x).total.backward()
+    assert all(p.grad is not None for p in model.decoder.parameters())
 
 
 def test_bad_names_and_decoder_width() -> None:
