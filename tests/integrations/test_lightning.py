@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -151,9 +152,13 @@ def wandb_history(run_file: Path) -> dict[str, str]:
             continue
         record = pb.Record()
         record.ParseFromString(chunk if kind == 1 else buf + chunk)
-        if record.WhichOneof("record_type") == "history":
+        kind = record.WhichOneof("record_type")
+        if kind == "history":
             for item in record.history.item:
                 values[item.key or "/".join(item.nested_key)] = item.value_json
+        elif kind == "summary":  # the run's final values, written when it finishes
+            for item in record.summary.update:
+                values.setdefault(item.key or "/".join(item.nested_key), item.value_json)
     return values
 
 
@@ -171,6 +176,11 @@ def test_wandb_offline_run_has_the_scalars_and_images(tmp_path: Path, monkeypatc
     wandb.finish()
     (run_file,) = Path(tmp_path).rglob("offline-run-*/run-*.wandb")
     history = wandb_history(run_file)
+    for _ in range(40):  # wandb's writer is a separate process: wait until it has flushed
+        if all(f"consistency/{k}" in history for k in callback.last_scores):
+            break
+        time.sleep(0.25)
+        history = wandb_history(run_file)
     for key, value in callback.last_scores.items():
         assert same(float(history[f"consistency/{key}"]), value), key
     for figure in ("invariance", "traversals", "adjacency"):
