@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import functools
 import json
 import multiprocessing as mp
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from defaults_retrofit import ARCHS, load, score, train_loop, twins
+from defaults_retrofit import ARCHS, load, median_step_seconds, score, train_loop, twins
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -121,17 +121,10 @@ def time_variants(
         loss.backward()
         opts[k].step()
 
-    for k in models:
-        for _ in range(4):
-            step(k)  # warm-up (an even count: a lazy loss starts each round on a computed step)
-    times: dict[str, list[float]] = {k: [] for k in models}
-    for _ in range(rounds):
-        for k in models:
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                step(k)
-            times[k].append((time.perf_counter() - t0) / steps)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    # warm-up: an even count, so that a lazy loss starts each round on a computed step
+    med = median_step_seconds(
+        {k: functools.partial(step, k) for k in models}, steps, rounds, warmup=4
+    )
     return {
         "key": f"timing/{arch}/{batch}",
         "kind": "timing",

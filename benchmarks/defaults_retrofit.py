@@ -29,6 +29,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,25 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     return {"key": key(job), "kind": "run", "job": job, **scores, "train_seconds": seconds}
 
 
+def median_step_seconds(
+    step_fns: dict[str, Callable[[], None]], steps: int, rounds: int, *, warmup: int
+) -> dict[str, float]:
+    """Median seconds per call of each function: ``warmup`` calls each, then ``rounds`` rounds
+    in which every function in turn runs ``steps`` times (alternating, so drifts of the machine
+    hit all alike)."""
+    for fn in step_fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in step_fns}
+    for _ in range(rounds):
+        for name, fn in step_fns.items():
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            times[name].append((time.perf_counter() - t0) / steps)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def time_steps(arch: str, batch: int, steps: int, rounds: int) -> dict[str, Any]:
     """Median seconds of a plain and a retrofit training step at ``batch``, alternating the two
     in rounds in one process (random images: the cost does not depend on the data)."""
@@ -199,17 +219,9 @@ def time_steps(arch: str, batch: int, steps: int, rounds: int) -> dict[str, Any]
         loss.backward()
         opts[model].step()
 
-    times: dict[str, list[float]] = {"plain": [], "retrofit": []}
-    for model in (plain, retrofit):
-        for _ in range(3):
-            step(model)  # warm-up
-    for _ in range(rounds):
-        for name, model in (("plain", plain), ("retrofit", retrofit)):
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                step(model)
-            times[name].append((time.perf_counter() - t0) / steps)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = median_step_seconds(
+        {"plain": lambda: step(plain), "retrofit": lambda: step(retrofit)}, steps, rounds, warmup=3
+    )
     return {
         "key": f"timing/{arch}/{batch}",
         "kind": "timing",
