@@ -38,7 +38,8 @@ class MetricResult(NamedTuple):
 
     def scalars(self) -> dict[str, float]:
         """Every scalar of the result, flat, for a logger: ``mean_invariance``,
-        ``mean_self_consistency``, ``self_consistency/<mode>`` for each mode of the table,
+        ``mean_self_consistency``, ``mean_self_consistency_active`` (over the dimensions that are
+        not collapsed), ``collapsed_dims`` (how many), ``self_consistency/<mode>`` for each mode of the table,
         ``mmd_hybrid`` and ``mmd_hybrid_multiscale`` (the noise MMD), ``reconstruction``, and
         with an XBlock ``mean_equivariance``, ``gates/edge_density``, ``gates/confidence``,
         ``gates/mean_shift`` and ``gates/flipped``.
@@ -50,12 +51,14 @@ class MetricResult(NamedTuple):
             ...     torch.nn.Linear(3, 5)), n=3, n_samples=10, n_interventions=2)
             >>> metric.update(torch.randn(16, 5))
             >>> sorted(metric.compute().scalars())[:4]
-            ['mean_invariance', 'mean_self_consistency', 'mmd_hybrid', 'mmd_hybrid_multiscale']
+            ['collapsed_dims', 'mean_invariance', 'mean_self_consistency', 'mean_self_consistency_active']
         """
         report = self.report
         out = {
             "mean_invariance": report.mean_invariance,
             "mean_self_consistency": report.mean_self_consistency,
+            "mean_self_consistency_active": report.mean_self_consistency_active,
+            "collapsed_dims": float(len(report.collapsed)),
             **{f"self_consistency/{m}": v for m, v in self.self_consistency.means().items()},
             "mmd_hybrid": report.mmd_hybrid,
             "mmd_hybrid_multiscale": report.mmd_hybrid_multiscale,

@@ -88,6 +88,27 @@ class ConsistencyReport:
         return int(self.invariance.shape[0])
 
     @property
+    def active(self) -> list[int]:
+        """The dimensions not in :attr:`collapsed` (the model's active units)."""
+        dead = set(self.collapsed)
+        return [i for i in range(self.n) if i not in dead]
+
+    @property
+    def mean_self_consistency_active(self) -> float:
+        """Mean self-consistency over the :attr:`active` dimensions only (NaN when every
+        dimension is collapsed).
+
+        A collapsed dimension scores at most 0 by construction (the response ignores it, so
+        :math:`R(N)_i` does not follow :math:`N_i`), and one of them can move the mean by more
+        than any difference between two models' active dimensions; read the two means
+        together with :attr:`collapsed`.
+        """
+        active = self.active
+        if not active:
+            return math.nan
+        return float(self.self_consistency[active].nanmean())
+
+    @property
     def graph_undecided(self) -> bool:
         """Whether the XBlock's gates are too close to 0.5 for a graph to mean anything (< 0.5)."""
         return self.gate_confidence is not None and self.gate_confidence < 0.5
@@ -127,8 +148,14 @@ class ConsistencyReport:
         ]
         if self.mean_equivariance is not None:
             lines.append(f"  mean equivariance            : {_fmt(self.mean_equivariance)}")
+        active = (
+            f" ({_fmt(self.mean_self_consistency_active)} over the {len(self.active)} active "
+            "dims: collapsed dims score <= 0)"
+            if self.collapsed
+            else ""
+        )
         lines += [
-            f"  mean self-consistency        : {_fmt(self.mean_self_consistency)}",
+            f"  mean self-consistency        : {_fmt(self.mean_self_consistency)}{active}",
             "  self-consistency per dim     : "
             + " ".join(_fmt(float(v)) for v in self.self_consistency),
             f"  collapsed dims (diag INV > {self.collapse_threshold}): {self.collapsed or 'none'}",

@@ -95,6 +95,24 @@ def test_collapsed_dimension_is_reported() -> None:
     report = evaluator(enc, lambda z: z, q).evaluate()
     assert report.collapsed == [k]
     assert float(report.invariance[k, k]) > 0.99
+    # the collapsed dimension's SCN is at most 0; the active mean leaves it out
+    assert report.active == [0, 1, 3]
+    assert float(report.self_consistency[k]) <= 0.0
+    assert report.mean_self_consistency_active == pytest.approx(1.0, abs=1e-9)
+    assert report.mean_self_consistency == pytest.approx(
+        float(report.self_consistency.mean()), abs=1e-6
+    )
+    assert report.mean_self_consistency < report.mean_self_consistency_active
+    assert "over the 3 active dims" in str(report)
+
+
+def test_active_mean_is_nan_when_every_dimension_collapsed() -> None:
+    q = bank(2)
+    swap = lambda x: 0.3 * x.flip(1)  # noqa: E731  each coordinate ignores its own noise
+    report = evaluator(swap, lambda z: z, q).evaluate()
+    assert report.collapsed == [0, 1] and report.active == []
+    assert math.isnan(report.mean_self_consistency_active)
+    assert not math.isnan(report.mean_self_consistency)
 
 
 def test_linear_mixing_matches_closed_form() -> None:

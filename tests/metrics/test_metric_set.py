@@ -170,7 +170,9 @@ class Grid:
         )
         return torch.from_numpy(x)
 
-    def sample_observations_from_factors(self, factors: np.ndarray, random_state: object) -> np.ndarray:
+    def sample_observations_from_factors(
+        self, factors: np.ndarray, random_state: object
+    ) -> np.ndarray:
         return self.render(factors).numpy()
 
 
@@ -208,10 +210,17 @@ def test_beta_vae_score_within_the_spread_of_disentanglement_lib_transcribed() -
     ref, ours = [], []
     for seed in range(5):
         out = beta_vae_transcribed(
-            Grid(300 + seed, noise=1.5), lambda x: np.asarray(x), np.random.RandomState(seed), **sizes
+            Grid(300 + seed, noise=1.5),
+            lambda x: np.asarray(x),
+            np.random.RandomState(seed),
+            **sizes,
         )
         ref.append(out["eval_accuracy"])
-        ours.append(beta_vae_score(lambda x: x, Grid(400 + seed, noise=1.5), seed=seed, **sizes).eval_accuracy)
+        ours.append(
+            beta_vae_score(
+                lambda x: x, Grid(400 + seed, noise=1.5), seed=seed, **sizes
+            ).eval_accuracy
+        )
     (ref_mean, ref_sd), (our_mean, our_sd) = _spread(ref), _spread(ours)
     assert 0.3 < ref_mean < 0.99
     assert abs(our_mean - ref_mean) <= 2 * max(ref_sd, our_sd, 0.01), (ref, ours)
@@ -254,14 +263,20 @@ def test_perfect_codes_top_the_randomised_scores_and_noise_sits_at_chance() -> N
     sizes = dict(batch_size=16, num_train=120, num_eval=60)
     perfect = Grid(0, noise=0.0)
     perfect.mix = np.eye(3)[[2, 0, 1]] * 3.0  # a permuted, rescaled copy of the factors
-    assert factor_vae_score(lambda x: x, perfect, num_variance_estimate=300, **sizes).eval_accuracy == 1.0
+    assert (
+        factor_vae_score(lambda x: x, perfect, num_variance_estimate=300, **sizes).eval_accuracy
+        == 1.0
+    )
     assert beta_vae_score(lambda x: x, perfect, **sizes).eval_accuracy == 1.0
     noise = Grid(1)
     noise.mix = np.zeros((4, 3))
     noise.noise = 1.0
     fv = factor_vae_score(lambda x: x, noise, num_variance_estimate=300, **sizes)
     assert fv.eval_accuracy < 0.6  # chance is 1/3
-    codes, factors = torch.randn(900, 4, dtype=torch.float64), torch.randint(0, 5, (900, 3)).double()
+    codes, factors = (
+        torch.randn(900, 4, dtype=torch.float64),
+        torch.randint(0, 5, (900, 3)).double(),
+    )
     assert sap(codes, factors, continuous=True).score < 0.02
     assert mcc(codes, factors).score < 0.15
     assert modularity_explicitness(codes, factors).explicitness < 0.6
@@ -269,7 +284,9 @@ def test_perfect_codes_top_the_randomised_scores_and_noise_sits_at_chance() -> N
 
 @settings(max_examples=6)
 @given(st.lists(st.floats(0.2, 5.0), min_size=4, max_size=4), st.permutations([0, 1, 2, 3]))
-def test_rescaling_and_permuting_latents_leave_the_scores(scales: list[float], perm: list[int]) -> None:
+def test_rescaling_and_permuting_latents_leave_the_scores(
+    scales: list[float], perm: list[int]
+) -> None:
     """Per-latent positive rescaling and permutation of the latents: SAP, modularity,
     explicitness, MCC and the Gaussian total correlation do not move."""
     pytest.importorskip("sklearn")
