@@ -51,6 +51,8 @@ FAMILY_MODELS: dict[str, tuple[tuple[str, str], ...]] = {
     "SAE": (("SAE", "plain"), ("SAE", "X"), ("SAE", "XC-I")),
     "AVAE": (("AVAE", "plain"), ("AVAE", "X"), ("AVAE", "XC-I")),
 }
+# issue 24: consistency training without the XBlock, the AE family's twins of XCAE-I / XCAE-E
+C_MODELS = (("AE", "C-I"), ("AE", "C-E"))
 # Table 1's second latent size: the AE family's X models on the S skeleton with n = 12
 TABLE1_MODELS = (("AE", "X"), ("AE", "XC-I"))
 PAPER_TABLE2 = {  # the paper's Table 2 (S MNIST models; authors' convention)
@@ -243,6 +245,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--models", nargs="+", default=None, help="only these models (e.g. AE XCAE-I)"
     )
+    parser.add_argument(
+        "--c-variants",
+        action="store_true",
+        help="also CAE-I and CAE-E (the losses without an XBlock) with the AE family",
+    )
     parser.add_argument("--name", default="mnist_paper", help="results file stem")
     parser.add_argument(
         "--checkpoints",
@@ -274,7 +281,8 @@ def main(argv: list[str] | None = None) -> None:
     specs = []
     for seed in args.seeds:
         for family in args.families:
-            specs += [spec(f, v, seed, config="default") for f, v in FAMILY_MODELS[family]]
+            models = FAMILY_MODELS[family] + (C_MODELS if args.c_variants and family == "AE" else ())
+            specs += [spec(f, v, seed, config="default") for f, v in models]
         if args.table1_n:
             specs += [
                 spec(f, v, seed, config="n12", recipe={"latent_n": args.table1_n})
