@@ -26,6 +26,7 @@ from .evaluator import ConsistencyEvaluator
 from .intervention import Interventions, draw_interventions, intervene
 from .losses import EquivarianceLoss, InvarianceLoss
 from .module_state import evaluation_mode, frozen_batchnorm
+from .pairs import PairedInterventionLoss
 from .recipe import FAITHFUL, RECIPE, ConsistencyRecipe
 from .report import ConsistencyReport, SelfConsistencyTable
 from .response import ResponseModel, response
@@ -54,6 +55,7 @@ __all__ = [
     "MetricResult",
     "MissingFileError",
     "NonFiniteError",
+    "PairedInterventionLoss",
     "ResponseModel",
     "SamplingMode",
     "SelfConsistencyTable",

@@ -11,6 +11,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from ._checks import is_compiling
 from .errors import InvalidValueError, ShapeError
 
 __all__ = [
@@ -23,10 +24,13 @@ __all__ = [
     "invariance_penalty",
     "normalised_change",
     "off_target_mask",
+    "pair_sparsity_penalty",
+    "pair_targets",
     "score_from_errors",
     "self_consistency",
     "self_consistency_authors",
     "self_consistency_levels",
+    "target_independence_penalty",
     "uniform_box",
     "unit_variance",
 ]
@@ -94,6 +98,134 @@ def invariance_penalty(
         diff = diff / _per_dim_scale(scale)
     diff = diff * off_target_mask(dims, reference.shape[1])
     return diff.sum(dim=1).mean() / reference.shape[1]
+
+
+def _check_targets(targets: Tensor, rows: int, n: int) -> None:
+    if not isinstance(targets, Tensor) or targets.dtype not in (torch.int64, torch.int32):
+        raise ShapeError(f"targets must be an integer tensor (B,); got {targets!r}")
+    if targets.shape != (rows,):
+        raise ShapeError(
+            f"targets must have shape (B,) = ({rows},) to match the codes; got "
+            f"{tuple(targets.shape)}"
+        )
+    if not is_compiling() and rows and (int(targets.min()) < 0 or int(targets.max()) >= n):
+        raise ShapeError(
+            f"targets must lie in [0, {n}) for codes with n={n}; got values in "
+            f"[{int(targets.min())}, {int(targets.max())}]"
+        )
+
+
+def pair_targets(before: Tensor, after: Tensor) -> Tensor:
+    r"""The unit each pair's change is attributed to when the targets are not known: the
+    largest standardised change.
+
+    .. math:: t_b = \arg\max_j \frac{(\tilde N_{bj} - N_{bj})^2}{\sigma_j^2}
+
+    Args:
+        before, after: ``(B, n)`` codes of the images before and after the intervention;
+            :math:`\sigma_j^2` is the variance of ``before[:, j]`` (detached).
+
+    Returns:
+        ``(B,)`` int64 (no gradient).
+
+    Example:
+        >>> import torch
+        >>> before = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]])
+        >>> pair_targets(before, before + torch.tensor([[3.0, 0.0], [0.0, -2.0], [0.1, 0.0]]))
+        tensor([0, 1, 0])
+    """
+    _check_pair(before, after, "before", "after")
+    change = (_wide(after) - _wide(before)).detach().square()
+    return (change / _per_dim_scale(unit_variance(before, before.shape[1]))).argmax(dim=1)
+
+
+def pair_sparsity_penalty(before: Tensor, after: Tensor, targets: Tensor) -> Tensor:
+    r"""How far a pair's codes differ off the intervened unit: a hard intervention changes one
+    unit of the exogenous noise and no other.
+
+    .. math:: L = \frac{1}{B}\sum_b \frac{1}{n}\sum_{j \ne t_b} \frac{(\tilde N_{bj} - N_{bj})^2}{\sigma_j^2}
+
+    Args:
+        before, after: ``(B, n)`` codes of the images before and after the intervention;
+            :math:`\sigma_j^2` is the variance of ``before[:, j]`` over the batch (detached, so
+            the penalty is unchanged by rescaling a coordinate).
+        targets: ``(B,)`` the intervened unit of each pair.
+
+    Returns:
+        Scalar in float32 (float64 for float64 inputs).
+
+    Example:
+        >>> import torch
+        >>> before = torch.tensor([[0.0, 0.0], [2.0, 2.0]])
+        >>> pair_sparsity_penalty(before, before + torch.tensor([[5.0, 1.0], [0.0, 1.0]]),
+        ...                       torch.tensor([0, 1]))
+        tensor(0.2500)
+    """
+    _check_pair(before, after, "before", "after")
+    n = before.shape[1]
+    _check_targets(targets, before.shape[0], n)
+    diff = (_wide(after) - _wide(before)).square() / _per_dim_scale(unit_variance(before, n))
+    return (diff * off_target_mask(targets, n)).sum(dim=1).mean() / n
+
+
+def target_independence_penalty(
+    causes: Tensor, others: Tensor, targets: Tensor, min_rows: int = 3
+) -> Tensor:
+    r"""Dependence of each pair's intervened cause on the other units' noise: after a hard
+    intervention :math:`do(Z_t := v)`, :math:`Z_t` is independent of every :math:`N_j`,
+    :math:`j \ne t`.
+
+    .. math:: L = \frac{1}{|T|}\sum_{t \in T} \frac{1}{(n-1)u}\sum_{j \ne t}\sum_{d<u} \rho^2_{b: t_b = t}\big(c_{bd},\ N_{bj}\big)
+
+    with :math:`\rho` the Pearson correlation over the pairs whose target is ``t`` and
+    :math:`T` the targets with at least ``min_rows`` pairs (a mask, not a branch: the penalty is
+    0 when no target has enough). Under independence :math:`\mathbb E\rho^2 \approx 1/(m-1)`
+    for ``m`` pairs, the floor this penalty reaches.
+
+    Args:
+        causes: ``(B, u)`` the intervened unit's cause in each pair, :math:`c_b = Z_{b, t_b}`.
+        others: ``(B, n)`` noise of the pair before the intervention (its entries at the target
+            are ignored).
+        targets: ``(B,)`` the intervened unit of each pair.
+        min_rows: fewest pairs a target needs to count.
+
+    Returns:
+        Scalar in float32 (float64 for float64 inputs).
+
+    Example:
+        >>> import torch
+        >>> g = torch.Generator().manual_seed(0)
+        >>> noise = torch.randn(64, 2, generator=g)
+        >>> targets = torch.ones(64, dtype=torch.long)  # every pair intervenes on unit 1
+        >>> follows = target_independence_penalty(noise[:, :1] * 2, noise, targets)
+        >>> fresh = target_independence_penalty(torch.randn(64, 1, generator=g), noise, targets)
+        >>> round(float(follows), 3), bool(fresh < 0.1)
+        (1.0, True)
+    """
+    if causes.ndim != 2 or others.ndim != 2 or causes.shape[0] != others.shape[0]:
+        raise ShapeError(
+            f"causes must be (B, u) and others (B, n) with the same B; got {tuple(causes.shape)} "
+            f"and {tuple(others.shape)}"
+        )
+    rows, n = others.shape
+    _check_targets(targets, rows, n)
+    c, x = _wide(causes), _wide(others).to(_wide(causes).dtype)
+    member = (targets[:, None] == torch.arange(n, device=targets.device)).to(c.dtype)  # (B, T)
+    count = member.sum(0)  # (T,)
+    safe = count.clamp(min=1.0)
+    mean_c = member.T @ c / safe[:, None]  # (T, u)
+    mean_x = member.T @ x / safe[:, None]  # (T, n)
+    # centred per target group: (T, B, u) and (T, B, n), zero outside the group
+    dc = (c[None] - mean_c[:, None]) * member.T[:, :, None]
+    dx = (x[None] - mean_x[:, None]) * member.T[:, :, None]
+    cov = torch.einsum("tbu,tbj->tuj", dc, dx)
+    var_c = dc.square().sum(1)  # (T, u)
+    var_x = dx.square().sum(1)  # (T, n)
+    rho2 = cov.square() / (var_c[:, :, None] * var_x[:, None, :]).clamp(min=1e-12)
+    off = (torch.arange(n, device=targets.device)[:, None] != torch.arange(n, device=targets.device)).to(c.dtype)  # fmt: skip
+    per_target = (rho2 * off[:, None, :]).sum(dim=(1, 2)) / (max(n - 1, 1) * c.shape[1])
+    counted = (count >= min_rows).to(c.dtype)
+    return (per_target * counted).sum() / counted.sum().clamp(min=1.0)
 
 
 def equivariance_penalty(

@@ -11,6 +11,8 @@ from .shapes import SHAPES_FACTOR_NAMES, Shapes
 from .synthetic import (
     FACTOR_NAMES,
     CausalScene,
+    InterventionPairs,
+    PairsDataset,
     SceneDataset,
     StructuralData,
     StructuralDataset,
@@ -24,6 +26,8 @@ __all__ = [
     "CausalScene",
     "CelebA",
     "ImageDataset",
+    "InterventionPairs",
+    "PairsDataset",
     "Pendulum",
     "SceneDataset",
     "Shapes",
