@@ -185,6 +185,8 @@ def train_and_evaluate(spec: RunSpec, out_root: str | None = None) -> tuple[Any,
     # a TrainConfig field and the latent width, carried in the recipe dict so the RunSpec keys
     # stay as they were
     warmup_steps = int(recipe_kw.pop("warmup_steps", 0))
+    kl_warmup_steps = int(recipe_kw.pop("kl_warmup_steps", 0))
+    gate_lr_scale = float(recipe_kw.pop("gate_lr_scale", 1.0))
     latent_n = recipe_kw.pop("latent_n", None)
     recipe = (Recipe.faithful() if faithful else Recipe()).replace(**recipe_kw)
     if latent_n is None:
@@ -225,6 +227,8 @@ def train_and_evaluate(spec: RunSpec, out_root: str | None = None) -> tuple[Any,
         eval_data=0,  # evaluation below
         grad_clip=spec.grad_clip,
         warmup_steps=warmup_steps,
+        kl_warmup_steps=kl_warmup_steps,
+        gate_lr_scale=gate_lr_scale,
     )
     t0 = time.perf_counter()
     train(model, _Images(train_x), config, evaluate=False)

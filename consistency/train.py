@@ -63,6 +63,12 @@ class TrainConfig:
     step ~460 whatever the run length and then leaves about 5 % of gate draws with a gradient.
     The default is ``"anneal"``, the library's recipe (docs/method.md).
 
+    ``warmup_steps`` ramps the consistency loss's weight linearly from 0 over that many steps;
+    ``kl_warmup_steps`` does the same for the KL term of a variational family (β-VAE, AVAE:
+    :attr:`PaperModel.kl_scale <consistency.models.PaperModel>` rises from 0 to 1), the usual
+    guard against posterior collapse early in training. ``gate_lr_scale`` multiplies the
+    learning rate of the XBlock's gate logits (a second Adam parameter group when it is not 1).
+
     ``grad_clip`` caps the global gradient norm before each Adam step (``None``: no cap). The
     norm is recorded every step (``history[i]["grad_norm"]``) either way.
 
@@ -91,6 +97,8 @@ class TrainConfig:
     tau_start: float = 1.0
     tau_end: float = 0.2
     warmup_steps: int = 0
+    kl_warmup_steps: int = 0
+    gate_lr_scale: float = 1.0
     grad_clip: float | None = None
     time_limit: float | None = None
     checkpoint_every: int = 1000
@@ -120,6 +128,11 @@ class TrainConfig:
                 f"checkpoint_seconds must be >= 0 or None (0 / None: off); got "
                 f"{self.checkpoint_seconds}"
             )
+        for name in ("warmup_steps", "kl_warmup_steps"):
+            if getattr(self, name) < 0:
+                raise InvalidValueError(f"{name} must be >= 0 (0: off); got {getattr(self, name)}")
+        if not self.gate_lr_scale > 0:
+            raise InvalidValueError(f"gate_lr_scale must be > 0; got {self.gate_lr_scale}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise InvalidValueError(f"grad_clip must be > 0 or None; got {self.grad_clip}")
         if not (self.tau_start > 0 and self.tau_end > 0):
@@ -409,7 +422,8 @@ def train(
     rank = _dist.rank()
     world = torch.distributed.get_world_size() if distributed else 1
     params = [p for p in model.parameters() if p.requires_grad]
-    opt, sched = _optimiser(params, data.shape[0], config)
+    gates = model.xblock.gate_logits if model.xblock is not None else None
+    opt, sched = _optimiser(params, data.shape[0], config, gates)
     ckpt_path = out / CHECKPOINT
     start, history = _restore(ckpt_path, model, opt, sched, device) if resume else (0, [])
     if config.compile:
@@ -552,10 +566,23 @@ def _writable_folder(out: Path) -> Path:
 
 
 def _optimiser(
-    params: list[torch.nn.Parameter], n_data: int, config: TrainConfig
+    params: list[torch.nn.Parameter],
+    n_data: int,
+    config: TrainConfig,
+    gates: torch.Tensor | None = None,
 ) -> tuple[torch.optim.Optimizer, Any]:
-    """Adam at ``config.lr``, halved every ``halve_lr_every_epochs`` epochs."""
-    opt = torch.optim.Adam(params, lr=config.lr)
+    """Adam at ``config.lr``, halved every ``halve_lr_every_epochs`` epochs; the gate logits
+    ``gates`` in a group of their own at ``gate_lr_scale`` times the rate when that is not 1."""
+    trained_gates = gates is not None and any(p is gates for p in params)
+    if config.gate_lr_scale != 1.0 and trained_gates:
+        rest = [p for p in params if p is not gates]
+        groups: list[dict[str, Any]] = [
+            {"params": rest},
+            {"params": [gates], "lr": config.lr * config.gate_lr_scale},
+        ]
+        opt = torch.optim.Adam(groups, lr=config.lr)
+    else:
+        opt = torch.optim.Adam(params, lr=config.lr)
     per_epoch = max(1, n_data // config.batch_size)
     sched = torch.optim.lr_scheduler.StepLR(
         opt, step_size=config.halve_lr_every_epochs * per_epoch, gamma=0.5
@@ -612,12 +639,14 @@ def _progress_bar(config: TrainConfig, start: int, desc: str) -> Any:
 
 
 def _apply_schedules(model: PaperModel, step: int, config: TrainConfig) -> None:
-    """The XBlock's τ and the consistency weight's warm-up at ``step``."""
+    """The XBlock's τ and the consistency weight's and the KL term's warm-ups at ``step``."""
     tau = tau_at(step, config.steps, config.tau_schedule, config.tau_start, config.tau_end)
     if model.xblock is not None and tau is not None:
         model.xblock.tau = tau
     if model.consistency is not None and config.warmup_steps > 0:
         model.consistency.weight = model.consistency_weight * min(1.0, step / config.warmup_steps)
+    if config.kl_warmup_steps > 0:
+        model.kl_scale = min(1.0, step / config.kl_warmup_steps)
 
 
 def _optimiser_step(
@@ -650,6 +679,8 @@ def _record(
         record["consistency_weight"] = model.consistency.weight
     if model.xblock is not None:
         record["tau"] = model.xblock.tau
+    if model.stochastic:
+        record["kl_scale"] = model.kl_scale
     return record
 
 

@@ -287,6 +287,29 @@ def test_history_records_schedules_per_step(mnist_root, tmp_path) -> None:  # ty
     assert not (tmp_path / "h" / "report.json").exists()  # evaluate=False
 
 
+def test_kl_warmup_and_gate_learning_rate(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from consistency.data import SceneDataset
+
+    data = SceneDataset(32, seed=0)
+    model = build_model("VAE", "scene", "X")
+    cfg = config(tmp_path / "k", 6, kl_warmup_steps=4, gate_lr_scale=10.0, lr=1e-3)
+    before = model.xblock.gate_logits.detach().clone()  # type: ignore[union-attr]
+    result = train(model, data, cfg, evaluate=False)
+    assert [h["kl_scale"] for h in result.history] == pytest.approx(
+        [min(1.0, s / 4) for s in range(6)]
+    )
+    # the first step's KL weight is 0: the regulariser recorded is 0 exactly
+    assert result.history[0]["regulariser"] == 0.0 and result.history[5]["regulariser"] > 0
+    moved = (model.xblock.gate_logits.detach() - before).abs().max()  # type: ignore[union-attr]
+    assert 6 * 1e-3 < float(moved) <= 6 * 1e-2 * 1.01  # Adam: ~lr x scale per step at most
+    for bad, match in (
+        (dict(kl_warmup_steps=-1), "kl_warmup_steps must be >= 0"),
+        (dict(gate_lr_scale=0.0), "gate_lr_scale must be > 0"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            TrainConfig(**bad)  # type: ignore[arg-type]
+
+
 def test_grad_clip_caps_the_update_and_rejects_bad_values(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """With a cap far below the gradient norm, the first Adam step is unchanged (Adam is
     scale-invariant per coordinate) but the recorded norm is the pre-clip one; the cap must be

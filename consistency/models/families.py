@@ -160,6 +160,9 @@ class PaperModel(nn.Module):
     * ``loss(x)``: the family's own training loss (+ the consistency term for XC variants), a
       :class:`LossTerms`; in training mode it also stores the batch's means in ``sampler``.
 
+    ``kl_scale`` (default 1) multiplies the KL term of VAE / AVAE; :func:`~consistency.train.train`
+    ramps it from 0 to 1 over ``TrainConfig.kl_warmup_steps``.
+
     Build it with :func:`build_model`.
     """
 
@@ -191,6 +194,8 @@ class PaperModel(nn.Module):
             raise InvalidValueError(f"variant must be one of {VARIANTS}; got {variant!r}")
         self.family, self.variant, self.preset = family, variant, preset
         self.beta, self.rho = float(beta), float(rho)
+        # multiplies the KL term (a warm-up schedule sets it: TrainConfig.kl_warmup_steps)
+        self.kl_scale = 1.0
         self.stochastic = family in ("VAE", "AVAE")
         # the decoder is built before the XBlock, so that a model and its plain twin built after
         # the same seed start from the same encoder and decoder (the XBlock, an identity at
@@ -290,7 +295,7 @@ class PaperModel(nn.Module):
             mean, logvar = enc
             z = mean + torch.randn_like(mean) * (0.5 * logvar).exp() if self.training else mean
             kl = 0.5 * (mean.square() + logvar.exp() - 1 - logvar).sum(1).mean()
-            regulariser = self.beta * kl
+            regulariser = self.beta * self.kl_scale * kl
         else:
             mean = z = enc
             logvar = torch.zeros_like(mean)
