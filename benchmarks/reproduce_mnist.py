@@ -250,6 +250,13 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="also CAE-I and CAE-E (the losses without an XBlock) with the AE family",
     )
+    parser.add_argument(
+        "--kl-warmup-steps",
+        type=int,
+        default=0,
+        help="the variational families (VAE, AVAE) ramp their KL weight from 0 over this many "
+        "steps (TrainConfig.kl_warmup_steps; 0: none)",
+    )
     parser.add_argument("--name", default="mnist_paper", help="results file stem")
     parser.add_argument(
         "--checkpoints",
@@ -281,8 +288,22 @@ def main(argv: list[str] | None = None) -> None:
     specs = []
     for seed in args.seeds:
         for family in args.families:
-            models = FAMILY_MODELS[family] + (C_MODELS if args.c_variants and family == "AE" else ())
-            specs += [spec(f, v, seed, config="default") for f, v in models]
+            models = FAMILY_MODELS[family] + (
+                C_MODELS if args.c_variants and family == "AE" else ()
+            )
+            warm = bool(args.kl_warmup_steps) and family in ("VAE", "AVAE")
+            specs += [
+                spec(
+                    f,
+                    v,
+                    seed,
+                    config="default-klwarm",
+                    recipe={"kl_warmup_steps": args.kl_warmup_steps},
+                )
+                if warm
+                else spec(f, v, seed, config="default")
+                for f, v in models
+            ]
         if args.table1_n:
             specs += [
                 spec(f, v, seed, config="n12", recipe={"latent_n": args.table1_n})
