@@ -218,6 +218,7 @@ def random_dag_shd(
     *,
     samples: int = 10_000,
     generator: torch.Generator | None = None,
+    keep_order: bool = False,
 ) -> RandomGraphBaseline:
     """SHD against ``true`` ``(F, F)`` of ``samples`` uniformly random DAGs with ``n_edges`` edges.
 
@@ -225,6 +226,17 @@ def random_dag_shd(
     pairs, each directed along that order, so every DAG with ``n_edges`` edges can occur. Compare a
     learned graph's SHD with this distribution (:meth:`RandomGraphBaseline.share_at_most`), not
     with one draw.
+
+    ``keep_order=True`` keeps the order ``0..F-1`` (every edge ``j -> i`` has ``j < i``): the
+    fair baseline for a model that was given the order, e.g. an XBlock whose units were matched
+    to factors listed in topological order, which can only learn graphs in that order.
+
+    Example:
+        >>> import torch
+        >>> true = torch.tensor([[0.0, 1, 1], [0, 0, 0], [0, 0, 0]])
+        >>> fixed = random_dag_shd(true, 2, samples=500, keep_order=True)
+        >>> sorted(set(fixed.shd.tolist()))  # the 3 graphs with 2 edges in the order 0, 1, 2
+        [0, 2]
     """
     f = true.shape[0]
     possible = f * (f - 1) // 2
@@ -239,9 +251,10 @@ def random_dag_shd(
     upper.scatter_(1, chosen, 1.0)
     graphs = torch.zeros(samples, f, f)
     graphs[:, rows, cols] = upper  # a DAG in the order 0..F-1
-    order = torch.rand(samples, f, generator=generator).argsort(dim=1)  # relabel: random order
-    index = order[:, :, None].expand(-1, -1, f)
-    graphs = graphs.gather(1, index).gather(2, order[:, None, :].expand(-1, f, -1))
+    if not keep_order:
+        order = torch.rand(samples, f, generator=generator).argsort(dim=1)  # relabel: random order
+        index = order[:, :, None].expand(-1, -1, f)
+        graphs = graphs.gather(1, index).gather(2, order[:, None, :].expand(-1, f, -1))
     shd = structural_hamming_distance(graphs, true.detach().cpu().float())
     return RandomGraphBaseline(shd, int(n_edges), float(shd.double().mean()))
 
