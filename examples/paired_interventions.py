@@ -54,6 +54,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--pairs", type=int, default=20_000, help="training pairs rendered")
     parser.add_argument("--gate-lr-scale", type=float, default=10.0)
     parser.add_argument("--gate-sparsity", type=float, default=0.1)
+    parser.add_argument(
+        "--sparsity-from", type=float, default=0.0,
+        help="share of the steps trained before the sparsity penalty starts",
+    )  # fmt: skip
+    parser.add_argument(
+        "--independence", type=float, default=0.0, help="weight of the loss's independence term"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seeds everything")
     args = parser.parse_args(argv)
 
@@ -62,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     train = PairsDataset(source, args.pairs)
     torch.manual_seed(args.seed)
     model = SmallAutoencoder(n)
-    pairs = PairedInterventionLoss(model)  # <- the loss, from the model alone
+    pairs = PairedInterventionLoss(model, independence=args.independence)  # <- the loss
     gates = model.latent.gate_logits
     rest = [p for p in model.parameters() if p is not gates]
     opt = torch.optim.Adam(
@@ -78,13 +85,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         reconstruction = (model.decoder(model.latent(means)) - x).square().sum((1, 2, 3)).mean()
         half = idx.shape[0]
         loss = reconstruction + pairs(means[:half], means[half:], p.targets[idx])  # <- pairs
-        loss = loss + args.gate_sparsity * model.latent.gate_penalty()
+        if step >= args.sparsity_from * args.steps:
+            loss = loss + args.gate_sparsity * model.latent.gate_penalty()
         opt.zero_grad()
         loss.backward()
         opt.step()
         if step % 150 == 0 or step == args.steps - 1:
             print(
-                f"step {step:4d}  reconstruction {float(reconstruction):7.2f}  loss {float(loss):7.2f}"
+                f"step {step:4d}  reconstruction {float(reconstruction.detach()):7.2f}  loss {float(loss.detach()):7.2f}"
             )
 
     learned = (model.latent.adjacency() > 0.5).float()

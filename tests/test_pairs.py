@@ -165,7 +165,7 @@ def test_loss_trains_the_encoder_and_the_xblock() -> None:
     with torch.no_grad():  # the units start at 0: give them a slope so the gates matter
         for unit in model.latent.units:
             unit[-1].weight.normal_()
-    loss_fn = PairedInterventionLoss(model, weight=2.0)
+    loss_fn = PairedInterventionLoss(model, weight=2.0, independence=1.0)
     x, y = torch.randn(64, 6), torch.randn(64, 6)
     value = loss_fn(model.encoder(x), model.encoder(y), torch.randint(0, 3, (64,)))
     assert value.ndim == 0 and math.isfinite(float(value.detach())) and float(value.detach()) > 0
@@ -183,7 +183,7 @@ def test_loss_is_the_weighted_sum_of_its_penalties() -> None:
     model = _AE()
     before, after = torch.randn(50, 3), torch.randn(50, 3)
     targets = torch.randint(0, 3, (50,))
-    sparse_only = PairedInterventionLoss(model, independence=0.0)(before, after, targets)
+    sparse_only = PairedInterventionLoss(model)(before, after, targets)  # default: sparsity only
     assert float(sparse_only) == pytest.approx(float(pair_sparsity_penalty(before, after, targets)))
     both = PairedInterventionLoss(model, weight=3.0, sparsity=0.5, independence=2.0)
     rows = torch.arange(50)
@@ -198,15 +198,21 @@ def test_loss_is_the_weighted_sum_of_its_penalties() -> None:
     )
     assert float(both(before, after, targets)) == pytest.approx(float(expected), rel=1e-5)
     # targets=None: attributed to the largest change
-    inferred = PairedInterventionLoss(model)(before, after)
-    explicit = PairedInterventionLoss(model)(before, after, pair_targets(before, after))
+    inferred = PairedInterventionLoss(model, independence=1.0)(before, after)
+    explicit = PairedInterventionLoss(model, independence=1.0)(
+        before, after, pair_targets(before, after)
+    )
     assert float(inferred) == pytest.approx(float(explicit), rel=1e-6)
 
 
 def test_loss_rejects_bad_input_and_changes_nothing() -> None:
     model = _AE()
+    plain = ResponseModel(torch.nn.Linear(6, 3), torch.nn.Linear(3, 6))
     with pytest.raises(InvalidValueError, match="needs a model with an XBlock"):
-        PairedInterventionLoss(ResponseModel(torch.nn.Linear(6, 3), torch.nn.Linear(3, 6)))
+        PairedInterventionLoss(plain, independence=1.0)
+    # the sparsity term alone needs no XBlock
+    codes = torch.randn(8, 3)
+    assert float(PairedInterventionLoss(plain)(codes, codes)) == 0.0
     with pytest.raises(InvalidValueError, match="sparsity must be a float >= 0"):
         PairedInterventionLoss(model, sparsity=-1.0)
     with pytest.raises(InvalidValueError, match="min_rows"):
