@@ -120,6 +120,18 @@ def add_arguments(parser: Any, *, preset: str, steps: int, out: str) -> None:
         "--warmup-steps", type=int, default=0, help="linear λ warm-up (the authors: 10000)"
     )
     parser.add_argument(
+        "--kl-warmup-steps",
+        type=int,
+        default=TrainConfig.kl_warmup_steps,
+        help="β-VAE / AVAE: the KL weight ramps from 0 over this many steps (the paper: 0)",
+    )
+    parser.add_argument(
+        "--gate-lr-scale",
+        type=float,
+        default=TrainConfig.gate_lr_scale,
+        help="learning-rate multiplier of the XBlock's gate logits",
+    )
+    parser.add_argument(
         "--checkpoint-every", type=int, default=1000, help="checkpoint every N steps (0: off)"
     )
     parser.add_argument(
@@ -188,6 +200,8 @@ def config_from_args(args: Any) -> TrainConfig:
         tau_start=args.tau_start,
         tau_end=args.tau_end,
         warmup_steps=args.warmup_steps,
+        kl_warmup_steps=args.kl_warmup_steps,
+        gate_lr_scale=args.gate_lr_scale,
         checkpoint_every=args.checkpoint_every,
         checkpoint_seconds=args.checkpoint_seconds,
         time_limit=args.time_limit,
