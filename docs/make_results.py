@@ -231,10 +231,82 @@ def step_cost_section() -> list[str]:
         )
     timing = data.get("timing", {})
     if timing:
-        lines += ["", "Step time at batch 128 (ratio to the plain twin, measured in the same run):", ""]
+        lines += [
+            "",
+            "Step time at batch 128 (ratio to the plain twin, measured in the same run):",
+            "",
+        ]
         for arch, t in timing.items():
             cells = ", ".join(f"{k} {t['ratio'][k]:.2f}×" for k in t["ratio"] if k != "plain")
-            lines.append(f"- {arch} ({t['threads']} threads, twin {t['ms']['plain']:.1f} ms): {cells}")
+            lines.append(
+                f"- {arch} ({t['threads']} threads, twin {t['ms']['plain']:.1f} ms): {cells}"
+            )
+    return [*lines, ""]
+
+
+def _jsonl(name: str) -> list[dict[str, Any]]:
+    path = RESULTS / name
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+VAE_VARIANTS = (
+    "VAE",
+    "X-VAE",
+    "XC-I VAE",
+    "VAE, KL warm-up",
+    "X-VAE, KL warm-up",
+    "XC-I VAE, KL warm-up",
+)
+
+
+def vae_collapse_section() -> list[str]:
+    rows = [r for r in _jsonl("vae_collapse.jsonl") if r.get("steps") == 600]
+    if not rows:
+        return []
+    lines = [
+        "## The β-VAE's collapsed latents, and the KL warm-up",
+        "",
+        "File: `benchmarks/results/vae_collapse.jsonl` (`python benchmarks/ablate_vae_collapse.py`; "
+        "the table per seed in `vae_collapse.md`). β-VAE, preset S, real MNIST, 600 steps × 64; "
+        "a latent is collapsed when its KL on 2,000 test images is below 0.1 nats. SCN is the "
+        "`spec` hybrid self-consistency, over every dimension and over the active ones (a "
+        "collapsed dimension scores about −1: the response ignores it). The warm-up ramps the KL "
+        "weight from 0 over the first 300 steps (`TrainConfig.kl_warmup_steps`). SCN columns "
+        "are over the seeds that were scored (the first rows of the file predate the score).",
+        "",
+        "| variant | seeds with a collapsed latent | SCN hybrid | SCN hybrid, active dims | reconstruction | scored seeds |",
+        "|---|---|---|---|---|---|",
+    ]
+    for v in VAE_VARIANTS:
+        mine = [r for r in rows if r["variant"] == v]
+        if not mine:
+            continue
+        scored = [r for r in mine if r.get("scn_hybrid") is not None]
+        collapsed = sum(bool(r["collapsed"]) for r in mine)
+        lines.append(
+            f"| {v} | {collapsed}/{len(mine)} | "
+            f"{_mean_std(r['scn_hybrid'] for r in scored)} | "
+            f"{_mean_std(r['scn_hybrid_live'] for r in scored)} | "
+            f"{_mean_std((r['reconstruction'] for r in mine), 2)} | "
+            f"{', '.join(str(r['seed']) for r in scored) or '–'} |"
+        )
+    lines.append("")
+    for suffix, label in (("", "without a warm-up"), (", KL warm-up", "with the KL warm-up")):
+        by_seed = {
+            v: {r["seed"]: r["scn_hybrid"] for r in rows if r["variant"] == v + suffix
+                and r.get("scn_hybrid") is not None}
+            for v in ("VAE", "X-VAE", "XC-I VAE")
+        }  # fmt: skip
+        for model in ("X-VAE", "XC-I VAE"):
+            seeds = sorted(set(by_seed[model]) & set(by_seed["VAE"]))
+            if seeds:
+                wins = sum(by_seed[model][k] > by_seed["VAE"][k] for k in seeds)
+                lines.append(
+                    f"- {label}: {model} above the plain VAE on {wins}/{len(seeds)} seeds "
+                    "(SCN hybrid, all dimensions)"
+                )
     return [*lines, ""]
 
 
@@ -259,6 +331,7 @@ def render() -> str:
         '(docs/method.md, "Deviations"); superseded by the section above.',
     )
     lines += step_cost_section()
+    lines += vae_collapse_section()
     lines += ground_truth_section("ground_truth.json", "Data with known causes")
     lines += runs_table(
         "ablation.json",
