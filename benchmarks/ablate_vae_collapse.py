@@ -144,6 +144,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS[:4]), choices=VARIANTS)
     parser.add_argument("--results", default=str(RESULTS / "vae_collapse.jsonl"))
+    parser.add_argument(
+        "--report-only", action="store_true", help="write the table from the rows, train nothing"
+    )
     args = parser.parse_args(argv)
     path = Path(args.results)
     done: dict[str, dict[str, Any]] = {}
@@ -156,6 +159,8 @@ def main(argv: list[str] | None = None) -> None:
         {"variant": v, "seed": s, "steps": args.steps} for s in args.seeds for v in args.variants
     ]
     todo = [j for j in jobs if f"{j['variant']}/{j['seed']}/{j['steps']}" not in done]
+    if args.report_only:
+        todo = []
     with cf.ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
         for row in pool.map(run, todo):
             done[row["key"]] = row
