@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -796,3 +796,27 @@ def test_every_counts_only_training_calls_that_succeed() -> None:
     with pytest.raises(ShapeError):  # one that would be computed
         lazy(torch.randn(8, 4, dtype=torch.float64))
     assert float(lazy(latents)) > 0
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    n=st.integers(2, 5),
+    seed=st.integers(0, 2**16),
+    sampling=st.sampled_from(["hybrid", "posterior"]),
+)
+def test_equivariance_without_an_xblock_is_the_noise_reference_invariance(
+    n: int, seed: int, sampling: str
+) -> None:
+    """With S = id (no XBlock) the equivariance penalty compares Ñ with I_{m,v}(R(Ñ)): on the
+    target both sides are v, off it Ñ_i = N_i against R(Ñ)_i, which is the invariance penalty
+    with ``reference="noise"`` term by term (same normaliser: the prior's variance). So a C-E
+    model trains exactly as its C-I twin under the default recipe."""
+    g = torch.Generator().manual_seed(seed)
+    enc_w = torch.randn(n, n, generator=g, dtype=torch.float64)
+    dec_w = torch.randn(n, n, generator=g, dtype=torch.float64)
+    model = ResponseModel(lambda x: torch.tanh(x @ enc_w), lambda z: torch.sin(z @ dec_w) + z)
+    means = torch.randn(24, n, generator=g, dtype=torch.float64)
+    kw = dict(sampling=sampling, n_samples=12, n_interventions=2)
+    inv = InvarianceLoss(model, generator=torch.Generator().manual_seed(seed), **kw)  # type: ignore[arg-type]
+    eqv = EquivarianceLoss(model, generator=torch.Generator().manual_seed(seed), **kw)  # type: ignore[arg-type]
+    assert float(eqv(means)) == pytest.approx(float(inv(means)), rel=1e-9, abs=1e-12)

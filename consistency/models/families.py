@@ -246,7 +246,10 @@ class PaperModel(nn.Module):
         """The XC and C variants' loss, built from this module: it reads ``encode`` /
         ``generate`` and puts the BatchNorm layers in the recipe's mode during its passes. With
         no XBlock (C-E) equivariance is measured in noise space, ``S = id``: intervening on the
-        noise and then responding agrees with responding and then intervening."""
+        noise and then responding agrees with responding and then intervening. With the
+        recipe's ``reference="noise"`` that penalty *is* the invariance penalty, term by term,
+        so C-E trains exactly as C-I (``tests/test_losses.py``); it differs only under
+        ``Recipe.faithful()``, whose invariance compares with ``R(N)``."""
         kind = CONSISTENCY_TRAINED.get(self.variant)
         if kind is None:
             return None
@@ -352,7 +355,8 @@ def build_model(family: str, preset: str, variant: str = "plain", **kw: Any) -> 
         variant: ``"plain"``, ``"X"`` (XBlock), ``"XC-I"`` / ``"XC-E"`` (X + invariance /
             equivariance training; ``consistency_weight`` defaults to the recipe's weight, 4),
             ``"C-I"`` / ``"C-E"`` (the same training without the XBlock: the plain model with
-            the regulariser; C-E's equivariance is in noise space).
+            the regulariser; C-E's equivariance is in noise space, where under the default
+            recipe it equals C-I's invariance penalty exactly).
         kw: passed to :class:`PaperModel`: ``recipe=Recipe(...)`` to change how it is built and
             trained, ``faithful=True`` for the paper's exact architecture (Table 4 counts).
     """
