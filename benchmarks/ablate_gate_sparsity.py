@@ -30,10 +30,11 @@ import ground_truth
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # (tag, gate sparsity weight, gate learning-rate multiplier)
+# (tags have no dot: ground_truth.py names its files with Path.with_suffix)
 SCHEDULES: tuple[tuple[str, float, float], ...] = (
-    ("sparsity-0.1", 0.1, 1.0),
-    ("sparsity-0.1-gate-lr-10", 0.1, 10.0),
-    ("sparsity-1-gate-lr-10", 1.0, 10.0),
+    ("sparsity0p1", 0.1, 1.0),
+    ("sparsity0p1-gatelr10", 0.1, 10.0),
+    ("sparsity1-gatelr10", 1.0, 10.0),
 )
 METRICS = (
     ("edge density", "edge_density"),
