@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -348,10 +349,13 @@ def xblock_section() -> list[str]:
         "Files: `benchmarks/results/mnist_paper.json` (`python benchmarks/reproduce_mnist.py "
         "--c-variants`: real MNIST, preset S, 1000 steps × 64, seeds 11, 13, 17) and "
         "`benchmarks/results/ground_truth.json` (`python benchmarks/ground_truth.py --models AE "
-        "XAE XCAE-I XCAE-E CAE-I CAE-E`: 900 steps × 128, seeds 0–2). The same AE, the same "
-        "budget and recipe: plain, with the XBlock (X), with a consistency loss (C-I "
-        "invariance, C-E equivariance in noise space) and with both (XC-I, XC-E). Training "
-        "time is wall clock with another run beside it on the 2-core machine (noisy).",
+        "XAE XCAE-I XCAE-E CAE-I`: 900 steps × 128, seeds 0–2). The same AE, the same budget and "
+        "recipe: plain, with the XBlock (X), with the invariance loss (C-I) and with both "
+        "(XC-I, XC-E). Without an XBlock the equivariance loss is the invariance loss term by "
+        "term (docs/method.md), so CAE-I is also XCAE-E's twin without the block. Training "
+        "time is wall clock on the 2-core machine with another run beside it, and the CAE-I "
+        "rows were trained in a later session than the rest, under another load: read the "
+        "time ratios as rough (`benchmarks/bench_speed.py` times steps in one run).",
         "",
         "| data | model | seeds | " + " | ".join(c[0] for c in XBLOCK_COLUMNS) + " |",
         "|---|---|---|" + "---|" * len(XBLOCK_COLUMNS),
@@ -366,19 +370,19 @@ def xblock_section() -> list[str]:
             cells = [_mean_std((get(r, p) for r in mine), d) for _, p, d in XBLOCK_COLUMNS]
             lines.append(f"| {dataset} | {model} | {len(mine)} | " + " | ".join(cells) + " |")
             means[model] = {
-                label: sum(v for v in vals) / len(vals)
+                label: (statistics.median(vals) if label == "train s" else statistics.fmean(vals))
                 for label, path, _ in XBLOCK_COLUMNS
                 if (vals := [v for v in (get(r, path) for r in mine) if v is not None])
             }
         for loss in ("I", "E"):
-            x, c = means.get(f"XCAE-{loss}"), means.get(f"CAE-{loss}")
+            x, c = means.get(f"XCAE-{loss}"), means.get(f"CAE-{loss}", means.get("CAE-I"))
             if x is None or c is None:
                 continue
             sentences.append(
-                f"{dataset}, {loss}: XCAE-{loss} − CAE-{loss} INV {x['INV'] - c['INV']:+.3f}, SCN "
+                f"{dataset}, {loss}: XCAE-{loss} − CAE-I INV {x['INV'] - c['INV']:+.3f}, SCN "
                 f"hybrid {x['SCN hybrid'] - c['SCN hybrid']:+.3f}, uniform "
                 f"{x['SCN unif.'] - c['SCN unif.']:+.3f}, reconstruction "
-                f"{x['recon'] / c['recon']:.2f}×, training time {x['train s'] / c['train s']:.2f}×"
+                f"{x['recon'] / c['recon']:.2f}×, median training time {x['train s'] / c['train s']:.2f}×"
             )
         if "XAE" in means and "AE" in means:
             x, a = means["XAE"], means["AE"]
@@ -389,10 +393,9 @@ def xblock_section() -> list[str]:
             )
     lines += [
         "",
-        "What the XBlock adds, mean over seeds, with the loss and without it (differences of "
-        "means; a positive INV / SCN difference is the XBlock's gain): "
-        + "; ".join(sentences)
-        + ".",
+        "What the XBlock adds, with the loss and without it (differences of the means over "
+        "seeds; a positive INV / SCN difference is the XBlock's gain; reconstruction and time "
+        "as ratios, time of the medians): " + "; ".join(sentences) + ".",
         "",
     ]
     return lines
