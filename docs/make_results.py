@@ -401,6 +401,18 @@ def xblock_section() -> list[str]:
     return lines
 
 
+def included(name: str, title: str, blurb: str) -> list[str]:
+    """A benchmark's own Markdown table (written by its script from its JSON lines), under a
+    section of this page; its first heading is replaced by ``title``."""
+    path = RESULTS / name
+    if not path.exists():
+        return []
+    body = path.read_text().splitlines()
+    if body and body[0].startswith("# "):
+        body = body[1:]
+    return [f"## {title}", "", f"File: `benchmarks/results/{name}`. {blurb}", *body, ""]
+
+
 def render() -> str:
     lines = [
         "# Results",
@@ -424,6 +436,16 @@ def render() -> str:
     lines += step_cost_section()
     lines += vae_collapse_section()
     lines += xblock_section()
+    lines += included(
+        "gate_sparsity.md",
+        "Gates on independent factors (the shapes)",
+        "Written by `benchmarks/ablate_gate_sparsity.py` from `results/gate_sparsity/*.jsonl`.",
+    )
+    lines += included(
+        "paired_graphs.md",
+        "Graphs from paired interventions",
+        "Written by `benchmarks/paired_graphs.py` from `paired_graphs.jsonl`.",
+    )
     lines += ground_truth_section("ground_truth.json", "Data with known causes")
     lines += runs_table(
         "ablation.json",
