@@ -337,7 +337,16 @@ def main(argv: list[str] | None = None) -> None:
         "interventions per dimension for INV / EQV, 1000 samples per mode for SCN; "
         "docs/method.md), `spec` on the whole bank with "
         f"{args.eval_samples} samples × {args.eval_interventions} interventions. Mean ± std over "
-        "seeds.",
+        "seeds."
+        + (
+            f" The β-VAE rows ramp the KL weight from 0 over {args.kl_warmup_steps} steps "
+            "(`TrainConfig.kl_warmup_steps`, the library's default since the collapse ablation, "
+            "`benchmarks/results/vae_collapse.md`); the AVAE rows were trained without a "
+            "warm-up, before that default; their earlier β-VAE rows without it are in "
+            "`mnist_paper.jsonl` (config `default`)."
+            if args.kl_warmup_steps
+            else ""
+        ),
         "",
         f"Runs present: {len(rows)} of {len(specs)}"
         + ("" if len(rows) == len(specs) else " (the benchmark is resumable: rerun it to finish)")
