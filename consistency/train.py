@@ -65,11 +65,12 @@ class TrainConfig:
     The default is ``"anneal"``, the library's recipe (docs/method.md).
 
     ``warmup_steps`` ramps the consistency loss's weight linearly from 0 over that many steps;
-    ``kl_warmup_steps`` does the same for the KL term of a variational family (β-VAE, AVAE:
-    :attr:`PaperModel.kl_scale <consistency.models.PaperModel>` rises from 0 to 1), the usual
+    ``kl_warmup_steps`` does the same for the β-VAE's KL term
+    (:attr:`PaperModel.kl_scale <consistency.models.PaperModel>` rises from 0 to 1), the usual
     guard against posterior collapse early in training. The default, 300 steps, is the
     library's (without it the XBlock's β-VAEs collapsed a latent far more often than the plain
-    one and scored below it; docs/method.md, "Deviations"); the paper's is 0. ``gate_lr_scale`` multiplies the
+    one and scored below it; docs/method.md, "Deviations"); the paper's is 0. The AVAE is left
+    alone: with the same warm-up its XC-I model fell below the plain AVAE. ``gate_lr_scale`` multiplies the
     learning rate of the XBlock's gate logits (a second Adam parameter group when it is not 1).
 
     ``grad_clip`` caps the global gradient norm before each Adam step (``None``: no cap). The
@@ -648,7 +649,7 @@ def _apply_schedules(model: PaperModel, step: int, config: TrainConfig) -> None:
         model.xblock.tau = tau
     if model.consistency is not None and config.warmup_steps > 0:
         model.consistency.weight = model.consistency_weight * min(1.0, step / config.warmup_steps)
-    if config.kl_warmup_steps > 0:
+    if config.kl_warmup_steps > 0 and model.family == "VAE":
         model.kl_scale = min(1.0, step / config.kl_warmup_steps)
 
 

@@ -123,7 +123,7 @@ def add_arguments(parser: Any, *, preset: str, steps: int, out: str) -> None:
         "--kl-warmup-steps",
         type=int,
         default=TrainConfig.kl_warmup_steps,
-        help="β-VAE / AVAE: the KL weight ramps from 0 over this many steps (the paper: 0)",
+        help="β-VAE: the KL weight ramps from 0 over this many steps (the paper: 0)",
     )
     parser.add_argument(
         "--gate-lr-scale",

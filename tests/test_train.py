@@ -302,6 +302,14 @@ def test_kl_warmup_and_gate_learning_rate(tmp_path) -> None:  # type: ignore[no-
     assert result.history[0]["regulariser"] == 0.0 and result.history[5]["regulariser"] > 0
     moved = (model.xblock.gate_logits.detach() - before).abs().max()  # type: ignore[union-attr]
     assert 6 * 1e-3 < float(moved) <= 6 * 1e-2 * 1.01  # Adam: ~lr x scale per step at most
+    # the AVAE is left alone (its XC-I model fell below the plain AVAE with the warm-up)
+    avae = train(
+        build_model("AVAE", "scene", "plain"),
+        data,
+        config(tmp_path / "a", 3, kl_warmup_steps=4),
+        evaluate=False,
+    )
+    assert [h["kl_scale"] for h in avae.history] == [1.0, 1.0, 1.0]
     for bad, match in (
         (dict(kl_warmup_steps=-1), "kl_warmup_steps must be >= 0"),
         (dict(gate_lr_scale=0.0), "gate_lr_scale must be > 0"),
