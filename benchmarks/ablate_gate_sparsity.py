@@ -27,6 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ground_truth
+from _runs import get as _get
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # (tag, gate sparsity weight, gate learning-rate multiplier)
@@ -45,15 +46,6 @@ METRICS = (
     ("recon", "test_reconstruction"),
     ("logit shift", "logit_movement"),
 )
-
-
-def _get(row: dict[str, Any], path: str) -> float | None:
-    out: Any = row
-    for part in path.split("."):
-        if not isinstance(out, dict) or part not in out:
-            return None
-        out = out[part]
-    return None if out is None else float(out)
 
 
 def _rows(path: Path, seeds: list[int]) -> list[dict[str, Any]]:
