@@ -330,15 +330,32 @@ def _run_keyed(
     return spec.key(), row
 
 
-def _done(results: Path) -> dict[str, dict[str, Any]]:
-    """The rows already in ``results`` (JSON lines), keyed by their run's identity."""
-    done: dict[str, dict[str, Any]] = {}
-    if results.exists():
-        for line in results.read_text().splitlines():
+def command_line(script: str, argv: Sequence[str] | None) -> str:
+    """How the benchmark was called, for its table: ``python benchmarks/<script> <argv>``
+    (``argv`` as ``main`` got it, or the process's own arguments when ``None``)."""
+    import sys
+
+    args = list(argv) if argv is not None else sys.argv[1:]
+    return " ".join(["python", f"benchmarks/{script}", *args])
+
+
+def read_rows(
+    path: Path, key: Callable[[dict[str, Any]], str] = lambda row: str(row["key"])
+) -> dict[str, dict[str, Any]]:
+    """The rows of a resumable JSON-lines file keyed by ``key(row)`` (``row["key"]`` by
+    default; a later row replaces an earlier one of the same key); ``{}`` if there is no file."""
+    rows: dict[str, dict[str, Any]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
             if line.strip():
                 row = json.loads(line)
-                done[json.dumps(row["run"], sort_keys=True)] = row
-    return done
+                rows[key(row)] = row
+    return rows
+
+
+def _done(results: Path) -> dict[str, dict[str, Any]]:
+    """The rows already in ``results`` (JSON lines), keyed by their run's identity."""
+    return read_rows(results, lambda row: json.dumps(row["run"], sort_keys=True))
 
 
 def load_rows(results: Path, specs: Sequence[RunSpec]) -> list[dict[str, Any]]:

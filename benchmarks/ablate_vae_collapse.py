@@ -31,6 +31,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _runs import read_rows
+
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS = (
     "VAE",
@@ -149,12 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     path = Path(args.results)
-    done: dict[str, dict[str, Any]] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                done[row["key"]] = row
+    done = read_rows(path)
     jobs = [
         {"variant": v, "seed": s, "steps": args.steps} for s in args.seeds for v in args.variants
     ]

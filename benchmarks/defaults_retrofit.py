@@ -36,6 +36,10 @@ from typing import Any
 import torch
 from torch import nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _runs import read_rows
+
 RESULTS = Path(__file__).resolve().parent / "results"
 MODES = ("posterior", "hybrid", "uniform")
 LATENTS = {"convbn": 6, "mlp": 10}
@@ -238,16 +242,6 @@ def key(job: dict[str, Any]) -> str:
     return f"run/{job['arch']}/{job['seed']}/{job['variant']}/{job['steps']}/{job['batch_size']}"
 
 
-def load(path: Path) -> dict[str, dict[str, Any]]:
-    rows: dict[str, dict[str, Any]] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                rows[row["key"]] = row
-    return rows
-
-
 def table(rows: dict[str, dict[str, Any]], args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     """The markdown table and its JSON summary: each seed's pair, its wins, the step cost."""
     lines = [
@@ -340,7 +334,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     jsonl = out.with_suffix(".jsonl")
-    rows = load(jsonl)
+    rows = read_rows(jsonl)
     jobs = [
         dict(arch=a, seed=s, variant=v, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
              eval_data=args.eval_data, eval_samples=args.eval_samples, data_root=args.data_root)

@@ -30,6 +30,7 @@ from _runs import (
     GROUND_TRUTH,
     MODES,
     RunSpec,
+    command_line,
     fmt_mean_std,
     get,
     ground_truth_data,
@@ -295,9 +296,7 @@ def main(argv: list[str] | None = None) -> None:
         worker=ground_truth_run,
         out_root=args.checkpoints,
     )
-    command = "python benchmarks/ground_truth.py " + " ".join(
-        argv if argv is not None else sys.argv[1:]
-    )
+    command = command_line("ground_truth.py", argv)
     lines = [
         f"# Ground-truth metrics: {', '.join(args.models)} on data with known causes",
         "",

@@ -28,6 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _runs import command_line, read_rows
+
 RESULTS = Path(__file__).resolve().parent / "results"
 PRESET = {"gt-scene": "scene", "pendulum": "pendulum"}
 
@@ -36,7 +40,6 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _runs import ground_truth_data
 
     from consistency import AggregatePosterior, PairedInterventionLoss
@@ -156,12 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args(argv)
     path = RESULTS / f"{args.name}.jsonl"
-    done: dict[str, dict[str, Any]] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                done[row["key"]] = row
+    done = read_rows(path)
     base = {
         "name": args.name, "steps": args.steps, "batch_pairs": args.batch_pairs,
         "pairs": args.pairs, "lr": args.lr, "gate_lr_scale": args.gate_lr_scale,
@@ -184,9 +182,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"INV {row['mean_invariance']:.3f} ({row['train_seconds']:.0f}s)",
                 flush=True,
             )
-    command = "python benchmarks/paired_graphs.py " + " ".join(
-        argv if argv is not None else sys.argv[1:]
-    )
+    command = command_line("paired_graphs.py", argv)
     lines = [
         "# Graphs from paired interventions",
         "",

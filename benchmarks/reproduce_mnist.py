@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from _runs import (
     MODES,
     RunSpec,
     add_budget_arguments,
+    command_line,
     fmt_mean_std,
     get,
     load_rows,
@@ -255,8 +255,8 @@ def main(argv: list[str] | None = None) -> None:
         "--kl-warmup-steps",
         type=int,
         default=0,
-        help="the β-VAE family ramps its KL weight from 0 over this many steps "
-        "(TrainConfig.kl_warmup_steps; 0: none; the AVAE rows keep 0, as first measured)",
+        help="the β-VAE and AVAE families ramp their KL weight from 0 over this many steps, their XC models "
+        "the consistency loss's weight with it (TrainConfig's defaults; 0: none)",
     )
     parser.add_argument("--name", default="mnist_paper", help="results file stem")
     parser.add_argument(
@@ -286,25 +286,25 @@ def main(argv: list[str] | None = None) -> None:
             **kw,
         )
 
+    def _warm_spec(family: str, variant: str, seed: int) -> RunSpec:
+        """A family with a KL term as train()'s defaults train it: the KL ramped over
+        ``--kl-warmup-steps`` and an XC model's loss ramped with it (TrainConfig.warmup_steps
+        = None); the other families, and ``--kl-warmup-steps 0``, ramp nothing."""
+        k = args.kl_warmup_steps
+        if not k or family not in ("VAE", "AVAE"):
+            return spec(family, variant, seed, config="default")
+        if variant.startswith("XC"):
+            recipe = {"kl_warmup_steps": k, "warmup_steps": k}
+            return spec(family, variant, seed, config="default-klwarm-cwarm", recipe=recipe)
+        return spec(family, variant, seed, config="default-klwarm", recipe={"kl_warmup_steps": k})
+
     specs = []
     for seed in args.seeds:
         for family in args.families:
             models = FAMILY_MODELS[family] + (
                 C_MODELS if args.c_variants and family == "AE" else ()
             )
-            warm = bool(args.kl_warmup_steps) and family == "VAE"
-            specs += [
-                spec(
-                    f,
-                    v,
-                    seed,
-                    config="default-klwarm",
-                    recipe={"kl_warmup_steps": args.kl_warmup_steps},
-                )
-                if warm
-                else spec(f, v, seed, config="default")
-                for f, v in models
-            ]
+            specs += [_warm_spec(f, v, seed) for f, v in models]
         if args.table1_n:
             specs += [
                 spec(f, v, seed, config="n12", recipe={"latent_n": args.table1_n})
@@ -319,9 +319,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{len(rows)} of {len(specs)} runs in {jsonl}")
     else:
         rows = run_all(specs, jsonl, jobs=args.jobs, on_row=progress_line, out_root=out_root)
-    command = "python benchmarks/reproduce_mnist.py " + " ".join(
-        argv if argv is not None else sys.argv[1:]
-    )
+    command = command_line("reproduce_mnist.py", argv)
     models = list(dict.fromkeys(label(r) for r in rows))
     claim_lines, claim_summary = claims(rows)
     lines = [
@@ -339,11 +337,12 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.eval_samples} samples × {args.eval_interventions} interventions. Mean ± std over "
         "seeds."
         + (
-            f" The β-VAE rows ramp the KL weight from 0 over {args.kl_warmup_steps} steps "
-            "(`TrainConfig.kl_warmup_steps`, the library's default since the collapse ablation, "
-            "`benchmarks/results/vae_collapse.md`); the AVAE rows were trained without a "
-            "warm-up, before that default; their earlier β-VAE rows without it are in "
-            "`mnist_paper.jsonl` (config `default`)."
+            f" The β-VAE and AVAE rows ramp the KL weight from 0 over {args.kl_warmup_steps} "
+            "steps, and their XC-I models ramp the consistency loss's weight with it (configs "
+            "`default-klwarm` and `default-klwarm-cwarm`: `TrainConfig`'s defaults since the "
+            "warm-up ablations, `benchmarks/results/vae_collapse.md` and `kl_warmup_*.md`); "
+            "their earlier rows without a warm-up are in `mnist_paper.jsonl` (config "
+            "`default`)."
             if args.kl_warmup_steps
             else ""
         ),

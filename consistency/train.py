@@ -42,6 +42,7 @@ __all__ = [
     "set_seed",
     "tau_at",
     "train",
+    "warmup_lengths",
 ]
 
 TauSchedule = Literal["constant", "anneal", "authors"]
@@ -64,14 +65,17 @@ class TrainConfig:
     step ~460 whatever the run length and then leaves about 5 % of gate draws with a gradient.
     The default is ``"anneal"``, the library's recipe (docs/method.md).
 
-    ``warmup_steps`` ramps the consistency loss's weight linearly from 0 over that many steps;
-    ``kl_warmup_steps`` does the same for the β-VAE's KL term
-    (:attr:`PaperModel.kl_scale <consistency.models.PaperModel>` rises from 0 to 1), the usual
-    guard against posterior collapse early in training. The default, 300 steps, is the
-    library's (without it the XBlock's β-VAEs collapsed a latent far more often than the plain
-    one and scored below it; docs/method.md, "Deviations"); the paper's is 0. The AVAE is left
-    alone: with the same warm-up its XC-I model fell below the plain AVAE. ``gate_lr_scale`` multiplies the
-    learning rate of the XBlock's gate logits (a second Adam parameter group when it is not 1).
+    ``kl_warmup_steps`` ramps the KL term of the families that have one (β-VAE and AVAE)
+    linearly from 0 over that many steps (:attr:`PaperModel.kl_scale
+    <consistency.models.PaperModel>` rises from 0 to 1), the usual guard against posterior
+    collapse early in training. ``warmup_steps`` does the same for the consistency loss's
+    weight; ``None`` (the default) ramps it over the KL warm-up's steps for a family with a KL
+    term and not at all otherwise. Both defaults are the library's (docs/method.md,
+    "Deviations", item 17: without the KL warm-up the XBlock's β-VAEs collapsed a latent far
+    more often than the plain one and scored below it; with the KL ramped but not the loss,
+    the XC-I AVAE fell below the plain AVAE); the paper's are ``kl_warmup_steps=0`` and
+    ``warmup_steps=10_000``. ``gate_lr_scale`` multiplies the learning rate of the XBlock's gate
+    logits (a second Adam parameter group when it is not 1).
 
     ``grad_clip`` caps the global gradient norm before each Adam step (``None``: no cap). The
     norm is recorded every step (``history[i]["grad_norm"]``) either way.
@@ -100,7 +104,7 @@ class TrainConfig:
     tau_schedule: TauSchedule = "anneal"
     tau_start: float = 1.0
     tau_end: float = 0.2
-    warmup_steps: int = 0
+    warmup_steps: int | None = None
     kl_warmup_steps: int = 300
     gate_lr_scale: float = 1.0
     grad_clip: float | None = None
@@ -132,9 +136,15 @@ class TrainConfig:
                 f"checkpoint_seconds must be >= 0 or None (0 / None: off); got "
                 f"{self.checkpoint_seconds}"
             )
-        for name in ("warmup_steps", "kl_warmup_steps"):
-            if getattr(self, name) < 0:
-                raise InvalidValueError(f"{name} must be >= 0 (0: off); got {getattr(self, name)}")
+        if self.kl_warmup_steps < 0:
+            raise InvalidValueError(
+                f"kl_warmup_steps must be >= 0 (0: off); got {self.kl_warmup_steps}"
+            )
+        if self.warmup_steps is not None and self.warmup_steps < 0:
+            raise InvalidValueError(
+                f"warmup_steps must be >= 0 (0: off) or None (the KL warm-up's length for a "
+                f"family with a KL term); got {self.warmup_steps}"
+            )
         if not self.gate_lr_scale > 0:
             raise InvalidValueError(f"gate_lr_scale must be > 0; got {self.gate_lr_scale}")
         if self.grad_clip is not None and not self.grad_clip > 0:
@@ -642,15 +652,25 @@ def _progress_bar(config: TrainConfig, start: int, desc: str) -> Any:
     return tqdm(total=config.steps, initial=start, desc=desc, dynamic_ncols=True)
 
 
+def warmup_lengths(model: PaperModel, config: TrainConfig) -> tuple[int, int]:
+    """``(consistency loss, KL term)``: the steps over which :func:`train` ramps each weight of
+    ``model`` from 0 (0: no ramp). The KL ramp applies to a family with a KL term (VAE, AVAE);
+    ``warmup_steps=None`` ramps the loss over the KL's steps."""
+    kl = config.kl_warmup_steps if model.stochastic else 0
+    loss = kl if config.warmup_steps is None else config.warmup_steps
+    return loss, kl
+
+
 def _apply_schedules(model: PaperModel, step: int, config: TrainConfig) -> None:
     """The XBlock's τ and the consistency weight's and the KL term's warm-ups at ``step``."""
     tau = tau_at(step, config.steps, config.tau_schedule, config.tau_start, config.tau_end)
     if model.xblock is not None and tau is not None:
         model.xblock.tau = tau
-    if model.consistency is not None and config.warmup_steps > 0:
-        model.consistency.weight = model.consistency_weight * min(1.0, step / config.warmup_steps)
-    if config.kl_warmup_steps > 0 and model.family == "VAE":
-        model.kl_scale = min(1.0, step / config.kl_warmup_steps)
+    loss_steps, kl_steps = warmup_lengths(model, config)
+    if model.consistency is not None and loss_steps > 0:
+        model.consistency.weight = model.consistency_weight * min(1.0, step / loss_steps)
+    if kl_steps > 0:
+        model.kl_scale = min(1.0, step / kl_steps)
 
 
 def _optimiser_step(

@@ -458,6 +458,16 @@ def render() -> str:
     )
     lines += step_cost_section()
     lines += vae_collapse_section()
+    for family, blurb in (
+        ("VAE", "The β-VAE family: the KL warm-up alone, and the loss ramped with it."),
+        ("AVAE", "The AVAE family: which warm-up keeps XCAVAE-I above the plain AVAE."),
+    ):
+        lines += included(
+            f"kl_warmup_{family}.md",
+            f"The {family} family and the KL warm-up",
+            f"Written by `benchmarks/ablate_kl_warmup.py --family {family}` from "
+            f"`mnist_paper.jsonl`. {blurb}",
+        )
     lines += xblock_section()
     lines += included(
         "gate_sparsity.md",
@@ -468,6 +478,13 @@ def render() -> str:
         "paired_graphs.md",
         "Graphs from paired interventions",
         "Written by `benchmarks/paired_graphs.py` from `paired_graphs.jsonl`.",
+    )
+    lines += included(
+        "paired_graphs_independence.md",
+        "Graphs from paired interventions, with the independence term",
+        "Written by `benchmarks/paired_graphs.py --independence 1 --gate-sparsity 0 --name "
+        "paired_graphs_independence` from `paired_graphs_independence.jsonl`: the term that "
+        'identifies the graph in principle (docs/method.md, "Paired interventions").',
     )
     lines += ground_truth_section("ground_truth.json", "Data with known causes")
     lines += runs_table(

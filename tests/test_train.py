@@ -12,7 +12,7 @@ import torch
 
 from consistency.data import mnist
 from consistency.models import build_model
-from consistency.train import TrainConfig, train
+from consistency.train import TrainConfig, train, warmup_lengths
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -302,16 +302,37 @@ def test_kl_warmup_and_gate_learning_rate(tmp_path) -> None:  # type: ignore[no-
     assert result.history[0]["regulariser"] == 0.0 and result.history[5]["regulariser"] > 0
     moved = (model.xblock.gate_logits.detach() - before).abs().max()  # type: ignore[union-attr]
     assert 6 * 1e-3 < float(moved) <= 6 * 1e-2 * 1.01  # Adam: ~lr x scale per step at most
-    # the AVAE is left alone (its XC-I model fell below the plain AVAE with the warm-up)
+    # the AVAE's KL ramps too, and an XC model's loss ramps with the KL unless told otherwise
+    xc_avae = build_model("AVAE", "scene", "XC-I")
+    weight = xc_avae.consistency_weight
     avae = train(
-        build_model("AVAE", "scene", "plain"),
+        xc_avae,
         data,
         config(tmp_path / "a", 3, kl_warmup_steps=4),
         evaluate=False,
     )
-    assert [h["kl_scale"] for h in avae.history] == [1.0, 1.0, 1.0]
+    assert [h["kl_scale"] for h in avae.history] == pytest.approx([0.0, 0.25, 0.5])
+    assert [h["consistency_weight"] for h in avae.history] == pytest.approx(
+        [0.0, 0.25 * weight, 0.5 * weight]
+    )
+    own = train(
+        build_model("AVAE", "scene", "XC-I"),
+        data,
+        config(tmp_path / "o", 3, kl_warmup_steps=4, warmup_steps=0),
+        evaluate=False,
+    )
+    assert [h["consistency_weight"] for h in own.history] == pytest.approx([weight] * 3)
+    # a family without a KL term ramps nothing by default
+    ae = build_model("AE", "scene", "XC-I")
+    assert warmup_lengths(ae, TrainConfig(kl_warmup_steps=4)) == (0, 0)
+    assert warmup_lengths(ae, TrainConfig(kl_warmup_steps=4, warmup_steps=7)) == (7, 0)
+    assert warmup_lengths(build_model("VAE", "scene", "XC-I"), TrainConfig(kl_warmup_steps=4)) == (
+        4,
+        4,
+    )
     for bad, match in (
         (dict(kl_warmup_steps=-1), "kl_warmup_steps must be >= 0"),
+        (dict(warmup_steps=-1), "warmup_steps must be >= 0"),
         (dict(gate_lr_scale=0.0), "gate_lr_scale must be > 0"),
     ):
         with pytest.raises(ValueError, match=match):
