@@ -120,14 +120,14 @@ def add_arguments(parser: Any, *, preset: str, steps: int, out: str) -> None:
         "--warmup-steps",
         type=int,
         default=TrainConfig.warmup_steps,
-        help="linear λ warm-up (default: the KL warm-up's length for VAE / AVAE, none "
+        help="linear λ warm-up (default: the KL warm-up's length for the β-VAE, none "
         "otherwise; the authors: 10000)",
     )
     parser.add_argument(
         "--kl-warmup-steps",
         type=int,
         default=TrainConfig.kl_warmup_steps,
-        help="β-VAE / AVAE: the KL weight ramps from 0 over this many steps (the paper: 0)",
+        help="β-VAE: the KL weight ramps from 0 over this many steps (the paper: 0)",
     )
     parser.add_argument(
         "--gate-lr-scale",

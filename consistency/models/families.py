@@ -161,8 +161,8 @@ class PaperModel(nn.Module):
       :class:`LossTerms`; in training mode it also stores the batch's means in ``sampler``.
 
     ``kl_scale`` (default 1) multiplies the KL term of VAE / AVAE; :func:`~consistency.train.train`
-    ramps it from 0 to 1 over ``TrainConfig.kl_warmup_steps`` (and an XC model's consistency
-    weight with it; :func:`~consistency.train.warmup_lengths`).
+    ramps the β-VAE's from 0 to 1 over ``TrainConfig.kl_warmup_steps`` (and an XC model's
+    consistency weight with it; :func:`~consistency.train.warmup_lengths`).
 
     Build it with :func:`build_model`.
     """
