@@ -15,6 +15,7 @@ import math
 import multiprocessing as mp
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -333,8 +334,6 @@ def _run_keyed(
 def command_line(script: str, argv: Sequence[str] | None) -> str:
     """How the benchmark was called, for its table: ``python benchmarks/<script> <argv>``
     (``argv`` as ``main`` got it, or the process's own arguments when ``None``)."""
-    import sys
-
     args = list(argv) if argv is not None else sys.argv[1:]
     return " ".join(["python", f"benchmarks/{script}", *args])
 

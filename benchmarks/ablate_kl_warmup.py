@@ -19,7 +19,8 @@ against a weak KL. One change at a time, the plain model and its XC-I twin on th
 Each run is ``reproduce_mnist.py``'s (preset S, real MNIST, 1000 steps × 64, Adam 1e-3, spec
 scores on 5000 test means), so the rows go to ``results/mnist_paper.jsonl`` and the runs
 already there are reused. ``_runs`` passes ``warmup_steps`` explicitly (0 unless the recipe
-dict names it), so the ``kl`` rows ramp the KL alone.
+dict names it), so the ``kl`` rows ramp the KL alone; the library ramps the β-VAE's KL only,
+and the worker here ramps the AVAE's for the ``kl`` conditions.
 
     python benchmarks/ablate_kl_warmup.py [--family AVAE] [--seeds 11 13 17] [--report-only]
 
@@ -79,24 +80,34 @@ METRICS = (
 
 
 def worker(spec: RunSpec, out_root: str | None) -> dict[str, Any]:
-    """``_runs.run`` with the AVAE's term ramped with the KL for ``kl+avae`` (the library ramps
-    the KL of both families itself). A pool's worker process runs many specs, so the patch is
-    undone before returning: an earlier version left it in place, and the runs after it in the
-    same process trained with the term ramped (those rows were dropped and re-run)."""
+    """``_runs.run`` with what the library does not ramp: the AVAE's KL (``train`` ramps the
+    β-VAE's only) and, for ``kl+avae``, the AVAE's own term with it. A pool's worker process
+    runs many specs, so the patches are undone before returning: an earlier version left them
+    in place, and the runs after it in the same process trained with them (those rows were
+    dropped and re-run)."""
+    import consistency.train as train_module
     from consistency.models import PaperModel
 
     recipe = dict(spec.recipe)
     term_too = bool(recipe.pop("avae_term_warmup", False))
-    avae_term = PaperModel._avae_term
-    if term_too:
+    library_schedules, avae_term = train_module._apply_schedules, PaperModel._avae_term
+    if spec.family == "AVAE" and recipe.get("kl_warmup_steps"):
 
-        def ramped(self: PaperModel, *args: Any) -> Any:
-            return self.kl_scale * avae_term(self, *args)
+        def schedules(model: Any, step: int, config: Any) -> None:
+            library_schedules(model, step, config)
+            model.kl_scale = min(1.0, step / config.kl_warmup_steps)
 
-        PaperModel._avae_term = ramped  # type: ignore[method-assign]
+        train_module._apply_schedules = schedules  # type: ignore[assignment]
+        if term_too:
+
+            def ramped(self: PaperModel, *args: Any) -> Any:
+                return self.kl_scale * avae_term(self, *args)
+
+            PaperModel._avae_term = ramped  # type: ignore[method-assign]
     try:
         return run(dataclasses.replace(spec, recipe=recipe), out_root)
     finally:
+        train_module._apply_schedules = library_schedules  # type: ignore[assignment]
         PaperModel._avae_term = avae_term  # type: ignore[method-assign]
 
 
@@ -189,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         f"# The {args.family} family and the KL warm-up: one change at a time",
         "",
-        f"Made by `{command.strip()}`.",
+        f"Made by `{command}`.",
         "",
         f"{plain_model} and {xc_model} (β = 1{', ρ = 0.975' if args.family == 'AVAE' else ''}, "
         "preset S), real MNIST, 1000 steps × 64, Adam 1e-3; "

@@ -69,13 +69,11 @@ class TrainConfig:
     (:attr:`PaperModel.kl_scale <consistency.models.PaperModel>` rises from 0 to 1), the usual
     guard against posterior collapse early in training; the AVAE is left without it.
     ``warmup_steps`` does the same for the consistency loss's weight; ``None`` (the default)
-    ramps it over the KL warm-up's steps where there is one and not at all otherwise. Both
-    defaults are the library's (docs/method.md, "Deviations", item 17: without the KL warm-up
-    the XBlock's β-VAEs collapsed a latent far more often than the plain one and scored below
-    it; with the KL ramped but not the loss, the XC-I AVAE fell below the plain AVAE on two of
-    four seeds, with both ramped it was above on three of four, without either on four of
-    four); the paper's are ``kl_warmup_steps=0`` and ``warmup_steps=10_000``. ``gate_lr_scale`` multiplies the learning rate of the XBlock's gate
-    logits (a second Adam parameter group when it is not 1).
+    ramps it over the KL warm-up's steps where there is one and not at all otherwise
+    (:func:`warmup_lengths`). Both defaults are the library's, chosen by the ablations of
+    docs/method.md, "Deviations", item 17; the paper's are ``kl_warmup_steps=0`` and
+    ``warmup_steps=10_000``. ``gate_lr_scale`` multiplies the learning rate of the XBlock's
+    gate logits (a second Adam parameter group when it is not 1).
 
     ``grad_clip`` caps the global gradient norm before each Adam step (``None``: no cap). The
     norm is recorded every step (``history[i]["grad_norm"]``) either way.
@@ -142,8 +140,8 @@ class TrainConfig:
             )
         if self.warmup_steps is not None and self.warmup_steps < 0:
             raise InvalidValueError(
-                f"warmup_steps must be >= 0 (0: off) or None (the KL warm-up's length for a "
-                f"family with a KL term); got {self.warmup_steps}"
+                f"warmup_steps must be >= 0 (0: off) or None (the KL warm-up's length where "
+                f"there is one); got {self.warmup_steps}"
             )
         if not self.gate_lr_scale > 0:
             raise InvalidValueError(f"gate_lr_scale must be > 0; got {self.gate_lr_scale}")
@@ -654,9 +652,8 @@ def _progress_bar(config: TrainConfig, start: int, desc: str) -> Any:
 
 def warmup_lengths(model: PaperModel, config: TrainConfig) -> tuple[int, int]:
     """``(consistency loss, KL term)``: the steps over which :func:`train` ramps each weight of
-    ``model`` from 0 (0: no ramp). The KL ramp applies to the β-VAE (the AVAE's measured best
-    is no warm-up, docs/method.md item 17); ``warmup_steps=None`` ramps the loss over the KL's
-    steps."""
+    ``model`` from 0 (0: no ramp). The KL ramp applies to the β-VAE only (docs/method.md,
+    item 17); ``warmup_steps=None`` ramps the loss over the KL's steps."""
     kl = config.kl_warmup_steps if model.family == "VAE" else 0
     loss = kl if config.warmup_steps is None else config.warmup_steps
     return loss, kl
