@@ -349,9 +349,17 @@ def _moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _normalise_with(
     layer: _BatchNorm, stats: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor
 ) -> torch.Tensor:
+    """``x`` normalised with ``stats`` and the layer's affine map, folded into one per-channel
+    scale and shift (``(C,)`` vectors) and applied as one ``addcmul``: the same function as
+    ``(x - mean) / sqrt(var + eps) * weight + bias`` with one full-size kernel forward and
+    backward instead of four."""
     mean, var = stats
     shape = [1, -1] + [1] * (x.ndim - 2)
-    out = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + layer.eps)
+    scale = torch.rsqrt(var + layer.eps)
     if layer.affine:
-        out = out * layer.weight.view(shape) + layer.bias.view(shape)
+        scale = scale * layer.weight
+    shift = -mean * scale
+    if layer.affine:
+        shift = shift + layer.bias
+    out = torch.addcmul(shift.view(shape), x, scale.view(shape))
     return out.to(x.dtype)

@@ -201,7 +201,7 @@ def test_data_statistics_are_the_real_batch_biased_moments_with_their_gradient(
     for _ in range(steps):
         real = (torch.randn(*shape, dtype=torch.float64) * 3 + 2).requires_grad_()
         bn(real)
-    gen = torch.randn(*shape, dtype=torch.float64)
+    gen = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
     weights = torch.randn(*shape, dtype=torch.float64)
     with stats.applied():
         out = bn(gen)
@@ -215,15 +215,21 @@ def test_data_statistics_are_the_real_batch_biased_moments_with_their_gradient(
         expected = expected * bn.weight.view(view) + bn.bias.view(view)
     torch.testing.assert_close(out, expected, rtol=1e-9, atol=1e-9)
     got = (
-        torch.autograd.grad((out * weights).sum(), real, allow_unused=True)[0]
+        torch.autograd.grad((out * weights).sum(), real, allow_unused=True, retain_graph=True)[0]
         if out.requires_grad
         else None
     )
     if gradient:
-        want = torch.autograd.grad((expected * weights).sum(), real)[0]
+        want = torch.autograd.grad((expected * weights).sum(), real, retain_graph=True)[0]
         torch.testing.assert_close(got, want, rtol=1e-8, atol=1e-10)
     else:
         assert got is None
+    # the generated input and the affine parameters get the composite's gradients too
+    inputs = [gen, *([bn.weight, bn.bias] if affine else [])]
+    got_rest = torch.autograd.grad((out * weights).sum(), inputs)
+    want_rest = torch.autograd.grad((expected * weights).sum(), inputs)
+    for g, w in zip(got_rest, want_rest):
+        torch.testing.assert_close(g, w, rtol=1e-8, atol=1e-10)
     stats.remove()
 
 
