@@ -14,7 +14,11 @@ code, so that only the named change differs:
   weight (``every=2``), 16 prior samples per computed step;
 * ``every2_rows32``: ``every2`` with 32 prior samples per computed step (the same prior samples
   per step on average as ``stats_constant``);
-* ``every2_gradient``, ``every2_rows32_gradient``: the same two with ``stats_gradient``.
+* ``every2_gradient``, ``every2_rows32_gradient``: the same two with ``stats_gradient``;
+* ``every2_weight2``, ``every2_weight3``: ``every2_gradient`` with the weight 2 or 3 instead of
+  the default 4 (the computed step's weight is ``every * weight``: 4 or 6, the average weight
+  per step 2 or 3), to tell the lazy schedule's cost in reconstruction from the weight's;
+* ``rows8``, ``rows12``: ``stats_gradient`` with 8 or 12 prior samples per step instead of 16.
 
 The step times of the twin and of every variant are measured at ``--time-batch`` in one
 process, alternating, after the runs (``--timing-only`` to measure them alone).
@@ -43,7 +47,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from defaults_retrofit import ARCHS, load, median_step_seconds, score, train_loop, twins
+from _runs import read_rows
+from defaults_retrofit import ARCHS, paired_ratio, round_seconds, score, train_loop, twins
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -53,6 +58,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "every2_rows32": {"every": 2, "n_samples": 32, "gradient": False},
     "every2_gradient": {"every": 2, "gradient": True},
     "every2_rows32_gradient": {"every": 2, "n_samples": 32, "gradient": True},
+    "rows8": {"every": 1, "n_samples": 8, "gradient": True},
+    "rows12": {"every": 1, "n_samples": 12, "gradient": True},
+    "every2_weight2": {"every": 2, "weight": 2.0, "gradient": True},
+    "every2_weight3": {"every": 2, "weight": 3.0, "gradient": True},
 }
 DEFAULT_VARIANTS = ["stats_gradient", "stats_constant", "every2", "every2_rows32"]
 
@@ -122,17 +131,18 @@ def time_variants(
         opts[k].step()
 
     # warm-up: an even count, so that a lazy loss starts each round on a computed step
-    med = median_step_seconds(
-        {k: functools.partial(step, k) for k in models}, steps, rounds, warmup=4
-    )
+    times = round_seconds({k: functools.partial(step, k) for k in models}, steps, rounds, warmup=4)
+    ratios = {k: paired_ratio(times, k, "plain") for k in models}
     return {
         "key": f"timing/{arch}/{batch}",
         "kind": "timing",
         "arch": arch,
         "batch": batch,
         "threads": torch.get_num_threads(),
-        "ms": {k: 1e3 * v for k, v in med.items()},
-        "ratio": {k: v / med["plain"] for k, v in med.items()},
+        "rounds": rounds,
+        "ms": {k: 1e3 * statistics.median(v) for k, v in times.items()},
+        "ratio": {k: r["median"] for k, r in ratios.items()},
+        "ratio_quartiles": {k: [r["q1"], r["q3"]] for k, r in ratios.items()},
     }
 
 
@@ -197,8 +207,10 @@ def table(rows: dict[str, dict[str, Any]], args: argparse.Namespace) -> tuple[st
             }
     lines += [
         "",
-        f"Step time at batch {args.time_batch}, median of {args.rounds} rounds × "
-        f"{args.time_steps} steps, twin and variants alternating in one process:",
+        f"Step time at batch {args.time_batch}: {args.rounds} rounds × {args.time_steps} steps, "
+        "twin and variants alternating in one process; ms are medians over rounds, the ratio "
+        "(with its quartiles, where measured) the median over rounds of the variant's time over "
+        "the twin's in the same round:",
         "",
         "| arch | threads | twin ms | " + " | ".join(args.variants) + " |",
         "|---|---|---|" + "---|" * len(args.variants),
@@ -208,8 +220,15 @@ def table(rows: dict[str, dict[str, Any]], args: argparse.Namespace) -> tuple[st
         if t is None:
             continue
         summary["timing"][arch] = t
+        quart = t.get("ratio_quartiles", {})
         cells = [
-            f"{t['ms'][v]:.1f} ms ({t['ratio'][v]:.2f}×)" if v in t["ms"] else "–"
+            (
+                f"{t['ms'][v]:.1f} ms ({t['ratio'][v]:.2f}×"
+                + (f", {quart[v][0]:.2f}–{quart[v][1]:.2f}" if v in quart else "")
+                + ")"
+            )
+            if v in t["ms"]
+            else "–"
             for v in args.variants
         ]
         lines.append(
@@ -232,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-samples", type=int, default=1000)
     parser.add_argument("--time-batch", type=int, default=128)
     parser.add_argument("--time-steps", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timing-only", action="store_true", help="measure the step times (again)")
     parser.add_argument("--no-timing", action="store_true", help="leave the step times for later")
@@ -241,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     out = Path(args.out)
     jsonl = out.with_suffix(".jsonl")
-    rows = load(jsonl)
+    rows = read_rows(jsonl)
     if not args.timing_only:
         jobs = [
             dict(arch=a, seed=s, variant=v, steps=args.steps, batch_size=args.batch_size,

@@ -185,12 +185,12 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     return {"key": key(job), "kind": "run", "job": job, **scores, "train_seconds": seconds}
 
 
-def median_step_seconds(
+def round_seconds(
     step_fns: dict[str, Callable[[], None]], steps: int, rounds: int, *, warmup: int
-) -> dict[str, float]:
-    """Median seconds per call of each function: ``warmup`` calls each, then ``rounds`` rounds
-    in which every function in turn runs ``steps`` times (alternating, so drifts of the machine
-    hit all alike)."""
+) -> dict[str, list[float]]:
+    """Seconds per call of each function in each round: ``warmup`` calls each, then ``rounds``
+    rounds in which every function in turn runs ``steps`` times (alternating, so that drifts of
+    the machine hit all alike)."""
     for fn in step_fns.values():
         for _ in range(warmup):
             fn()
@@ -201,12 +201,20 @@ def median_step_seconds(
             for _ in range(steps):
                 fn()
             times[name].append((time.perf_counter() - t0) / steps)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
+
+
+def paired_ratio(times: dict[str, list[float]], name: str, baseline: str) -> dict[str, float]:
+    """Median and quartiles over rounds of ``name``'s time over ``baseline``'s in the same round
+    (a paired ratio: a slow round of the machine slows both)."""
+    ratios = [a / b for a, b in zip(times[name], times[baseline])]
+    q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+    return {"median": statistics.median(ratios), "q1": q1, "q3": q3}
 
 
 def time_steps(arch: str, batch: int, steps: int, rounds: int) -> dict[str, Any]:
-    """Median seconds of a plain and a retrofit training step at ``batch``, alternating the two
-    in rounds in one process (random images: the cost does not depend on the data)."""
+    """Seconds of a plain and a retrofit training step at ``batch``, alternating the two in
+    rounds in one process (random images: the cost does not depend on the data)."""
     from consistency import InvarianceLoss
 
     plain, retrofit = twins(arch, 0)
@@ -223,18 +231,22 @@ def time_steps(arch: str, batch: int, steps: int, rounds: int) -> dict[str, Any]
         loss.backward()
         opts[model].step()
 
-    med = median_step_seconds(
+    times = round_seconds(
         {"plain": lambda: step(plain), "retrofit": lambda: step(retrofit)}, steps, rounds, warmup=3
     )
+    ratio = paired_ratio(times, "retrofit", "plain")
     return {
         "key": f"timing/{arch}/{batch}",
         "kind": "timing",
         "arch": arch,
         "batch": batch,
         "threads": torch.get_num_threads(),
-        "plain_ms": 1e3 * med["plain"],
-        "retrofit_ms": 1e3 * med["retrofit"],
-        "ratio": med["retrofit"] / med["plain"],
+        "plain_ms": 1e3 * statistics.median(times["plain"]),
+        "retrofit_ms": 1e3 * statistics.median(times["retrofit"]),
+        "ratio": ratio["median"],
+        "ratio_q1": ratio["q1"],
+        "ratio_q3": ratio["q3"],
+        "rounds": rounds,
     }
 
 
@@ -297,18 +309,23 @@ def table(rows: dict[str, dict[str, Any]], args: argparse.Namespace) -> tuple[st
             f"{w['hybrid']}/{w['seeds']}, SCN uniform {w['uniform']}/{w['seeds']}, reconstruction "
             f"within 10 % {w['reconstruction_within_10pct']}/{w['seeds']}"
         )
-    lines += ["", f"Step time at batch {args.time_batch}, median of {args.rounds} rounds × "
-              f"{args.time_steps} steps, alternating, in one process:", "",
-              "| arch | threads | plain ms | retrofit ms | ratio |", "|---|---|---|---|---|"]  # fmt: skip
+    lines += ["", f"Step time at batch {args.time_batch}: {args.rounds} rounds × "
+              f"{args.time_steps} steps, the two alternating in one process; ms are medians over "
+              "rounds, the ratio is the median over rounds of the retrofit's time over the twin's "
+              "in the same round, with its quartiles:", "",
+              "| arch | threads | plain ms | retrofit ms | ratio | quartiles |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
     for arch in args.archs:
         t = rows.get(f"timing/{arch}/{args.time_batch}")
         if t is not None:
             summary["timing"][arch] = {
-                k: t[k] for k in ("threads", "plain_ms", "retrofit_ms", "ratio")
+                k: t.get(k)
+                for k in ("threads", "plain_ms", "retrofit_ms", "ratio", "ratio_q1", "ratio_q3")
             }
+            quartiles = f"{t['ratio_q1']:.2f}–{t['ratio_q3']:.2f}" if "ratio_q1" in t else "–"
             lines.append(
                 f"| {arch} | {t['threads']} | {t['plain_ms']:.1f} | {t['retrofit_ms']:.1f} | "
-                f"{t['ratio']:.2f} |"
+                f"{t['ratio']:.2f} | {quartiles} |"
             )
     return "\n".join(lines) + "\n", summary
 
@@ -326,8 +343,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-samples", type=int, default=1000)
     parser.add_argument("--time-batch", type=int, default=128)
     parser.add_argument("--time-steps", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--timing-only", action="store_true", help="measure the step times (again), train nothing"
+    )
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--out", default=str(RESULTS / "defaults_retrofit"))
     args = parser.parse_args(argv)
@@ -340,7 +360,7 @@ def main(argv: list[str] | None = None) -> None:
              eval_data=args.eval_data, eval_samples=args.eval_samples, data_root=args.data_root)
         for a in args.archs for s in args.seeds for v in ("plain", "retrofit")
     ]  # fmt: skip
-    todo = [j for j in jobs if key(j) not in rows]
+    todo = [] if args.timing_only else [j for j in jobs if key(j) not in rows]
     try:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover
@@ -358,7 +378,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     for arch in args.archs:
         k = f"timing/{arch}/{args.time_batch}"
-        if k not in rows:
+        if k not in rows or args.timing_only:
             row = time_steps(arch, args.time_batch, args.time_steps, args.rounds)
             rows[k] = row
             with jsonl.open("a") as f:
