@@ -18,6 +18,8 @@ code, so that only the named change differs:
 * ``every2_weight2``, ``every2_weight3``: ``every2_gradient`` with the weight 2 or 3 instead of
   the default 4 (the computed step's weight is ``every * weight``: 4 or 6, the average weight
   per step 2 or 3), to tell the lazy schedule's cost in reconstruction from the weight's;
+* ``weight2``: ``stats_gradient`` at weight 2 on every step (the average weight of
+  ``every2_weight2`` without the lazy schedule);
 * ``rows8``, ``rows12``: ``stats_gradient`` with 8 or 12 prior samples per step instead of 16.
 
 The step times of the twin and of every variant are measured at ``--time-batch`` in one
@@ -62,6 +64,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "rows12": {"every": 1, "n_samples": 12, "gradient": True},
     "every2_weight2": {"every": 2, "weight": 2.0, "gradient": True},
     "every2_weight3": {"every": 2, "weight": 3.0, "gradient": True},
+    "weight2": {"every": 1, "weight": 2.0, "gradient": True},
 }
 DEFAULT_VARIANTS = ["stats_gradient", "stats_constant", "every2", "every2_rows32"]
 

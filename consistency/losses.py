@@ -125,6 +125,22 @@ class _ConsistencyLoss(nn.Module):
         return cls(model, sampler, **{**kw, **overrides})
 
     @property
+    def phase(self) -> int:
+        """Training calls since the last computed one, modulo ``every`` (0: the next training
+        call computes the loss). A loop that resumes at step ``s`` sets ``loss.phase = s % every``
+        so that the computed calls continue where they were (:func:`consistency.train.train`
+        does)."""
+        return self._phase
+
+    @phase.setter
+    def phase(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < self.every:
+            raise InvalidValueError(
+                f"phase must be an int in [0, every) = [0, {self.every}); got {value!r}"
+            )
+        self._phase = value
+
+    @property
     def model(self) -> ResponseModel:
         """The :class:`~consistency.ResponseModel` the loss works on."""
         return self._refs[0]
@@ -344,8 +360,8 @@ _SHARED_ARGS = r"""
             ``every``-th), with its weight multiplied by ``every``, and return a zero on the
             calls between: a lazy regulariser, the same expected gradient per step at
             ``1 / every`` of the passes (the prior samples of a computed call are ``n_samples``
-            as always). Only calls with gradients enabled count; a call under ``no_grad``
-            always computes the loss, with its plain weight, for reporting.
+            as always). Only calls with gradients enabled count (:attr:`phase`); a call under
+            ``no_grad`` always computes the loss, with its plain weight, for reporting.
         sampling: how the prior samples are made from the batch's means: ``"hybrid"``
             (default: each coordinate from a random row of the batch), ``"posterior"`` (the
             rows themselves, Algorithm 1) or ``"uniform"`` (uniform in their bounding box).

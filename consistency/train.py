@@ -660,13 +660,16 @@ def warmup_lengths(model: PaperModel, config: TrainConfig) -> tuple[int, int]:
 
 
 def _apply_schedules(model: PaperModel, step: int, config: TrainConfig) -> None:
-    """The XBlock's τ and the consistency weight's and the KL term's warm-ups at ``step``."""
+    """The XBlock's τ, the consistency weight's and the KL term's warm-ups, and the lazy loss's
+    phase at ``step``."""
     tau = tau_at(step, config.steps, config.tau_schedule, config.tau_start, config.tau_end)
     if model.xblock is not None and tau is not None:
         model.xblock.tau = tau
     loss_steps, kl_steps = warmup_lengths(model, config)
-    if model.consistency is not None and loss_steps > 0:
-        model.consistency.weight = model.consistency_weight * min(1.0, step / loss_steps)
+    if model.consistency is not None:
+        if loss_steps > 0:
+            model.consistency.weight = model.consistency_weight * min(1.0, step / loss_steps)
+        model.consistency.phase = step % model.consistency.every  # a resumed run: the same steps
     if kl_steps > 0:
         model.kl_scale = min(1.0, step / kl_steps)
 

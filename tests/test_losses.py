@@ -10,6 +10,7 @@ from consistency import (
     AggregatePosterior,
     EmptySamplerError,
     EquivarianceLoss,
+    InvalidValueError,
     InvarianceLoss,
     ResponseModel,
     ShapeError,
@@ -763,7 +764,7 @@ def test_every_computes_one_training_call_in_k_with_k_times_the_weight(cls: type
     and the calls between are zero scalars of the latents' dtype that draw nothing."""
     model = _tiny_xc_model()
     latents = torch.randn(8, 3, dtype=torch.float64)
-    eager = cls(model, generator=torch.Generator().manual_seed(1))
+    eager = cls(model, every=1, generator=torch.Generator().manual_seed(1))
     lazy = cls(model, every=3, generator=torch.Generator().manual_seed(1))
     assert "every=3" in repr(lazy)
     torch.manual_seed(2)  # the XBlock's gate noise
@@ -783,7 +784,7 @@ def test_every_counts_only_training_calls_that_succeed() -> None:
     model = _tiny_xc_model()
     latents = torch.randn(8, 3, dtype=torch.float64)
     lazy = InvarianceLoss(model, every=2, generator=torch.Generator().manual_seed(1))
-    plain = InvarianceLoss(model, generator=torch.Generator().manual_seed(1))
+    plain = InvarianceLoss(model, every=1, generator=torch.Generator().manual_seed(1))
     with torch.no_grad(), pytest.warns(UserWarning, match="no_grad"):
         torch.manual_seed(3)
         report = lazy(latents)
@@ -796,6 +797,27 @@ def test_every_counts_only_training_calls_that_succeed() -> None:
     with pytest.raises(ShapeError):  # one that would be computed
         lazy(torch.randn(8, 4, dtype=torch.float64))
     assert float(lazy(latents)) > 0
+
+
+def test_phase_resumes_the_lazy_schedule_and_is_checked() -> None:
+    """Setting phase = s % every puts a fresh loss where one that made s training calls is:
+    the same calls are computed after it; a phase outside [0, every) is refused, unchanged."""
+    model = _tiny_xc_model()
+    latents = torch.randn(8, 3, dtype=torch.float64)
+    running = InvarianceLoss(model, every=3)
+    for _ in range(4):
+        running(latents)
+    resumed = InvarianceLoss(model, every=3)
+    resumed.phase = 4 % 3
+    assert resumed.phase == running.phase == 1
+    computed = [[float(loss(latents)) > 0 for _ in range(5)] for loss in (running, resumed)]
+    assert computed[0] == computed[1] == [False, False, True, False, False]
+    for bad in (3, -1, 1.0, True):
+        with pytest.raises(
+            InvalidValueError, match=r"phase must be an int in \[0, every\) = \[0, 3\)"
+        ):
+            resumed.phase = bad  # type: ignore[assignment]
+    assert resumed.phase == 0  # (1 + 5) % 3, as it was
 
 
 @settings(max_examples=15, deadline=None)

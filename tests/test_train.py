@@ -59,6 +59,30 @@ def test_resume_is_bit_for_bit(mnist_root, tmp_path) -> None:  # type: ignore[no
     assert spec == {"family": "VAE", "preset": "S", "variant": "XC-I"}
 
 
+def test_resume_keeps_a_lazy_losss_schedule(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """With the loss computed on every second step (``every=2``), a run resumed at an odd step
+    computes it on the steps an uninterrupted run does: the weights agree bit for bit."""
+    from consistency import RECIPE
+    from consistency.data import SceneDataset
+    from consistency.models import Recipe
+
+    data = SceneDataset(32, seed=0)
+    recipe = Recipe(consistency=RECIPE.replace(every=2))
+    models = []
+    for out, steps in (("a", [5]), ("b", [3, 5])):
+        torch.manual_seed(0)
+        model = build_model("AE", "scene", "XC-I", recipe=recipe)
+        for i, n in enumerate(steps):
+            if i:
+                torch.manual_seed(1)
+                model = build_model("AE", "scene", "XC-I", recipe=recipe)
+            train(model, data, config(tmp_path / out, n), resume=bool(i), evaluate=False)
+        models.append(model)
+    assert models[1].consistency is not None and models[1].consistency.every == 2
+    for (name, p), q in zip(models[0].state_dict().items(), models[1].state_dict().values()):
+        assert torch.equal(p, q), name
+
+
 def test_resume_without_checkpoint(mnist_root, tmp_path) -> None:  # type: ignore[no-untyped-def]
     data = mnist(mnist_root, "train", download=False)
     with pytest.raises(FileNotFoundError, match=r"no checkpoint in .*start without --resume"):
