@@ -70,8 +70,14 @@ def retrofit_section() -> list[str]:
     for arch, w in data["wins"].items():
         t = data["timing"].get(arch)
         cost = (
-            f"; a training step costs {t['ratio']:.2f}× the plain step ({t['retrofit_ms']:.1f} "
-            f"vs {t['plain_ms']:.1f} ms at batch 128, {t['threads']} threads)"
+            f"; a training step costs {t['ratio']:.2f}× the plain step"
+            + (
+                f" (quartiles over rounds {t['ratio_q1']:.2f}–{t['ratio_q3']:.2f})"
+                if t.get("ratio_q1") is not None
+                else ""
+            )
+            + f", {t['retrofit_ms']:.1f} vs {t['plain_ms']:.1f} ms at batch 128, "
+            f"{t['threads']} threads"
             if t
             else ""
         )
@@ -217,16 +223,18 @@ def step_cost_section() -> list[str]:
         "File: `benchmarks/results/step_cost_ablation.json` (`python "
         "benchmarks/ablate_step_cost.py`; per-seed rows and the command in the `.md` beside it). "
         "The retrofit of the section above with one change to the loss at a time; differences "
-        "are retrofit − plain twin on the same seed, mean ± sd over 3 seeds.",
+        "are retrofit − plain twin on the same seed, means over the seeds (per-seed values in "
+        "the `.md`).",
         "",
-        "| arch | variant | Δ mean INV | Δ SCN hybrid | Δ SCN uniform | recon / twin | seeds above twin (INV, hybrid, uniform, recon ≤ 1.1) |",
-        "|---|---|---|---|---|---|---|",
+        "| arch | variant | seeds | Δ mean INV | Δ SCN hybrid | Δ SCN uniform | recon / twin | seeds above twin (INV, hybrid, uniform, recon ≤ 1.1) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for key, v in data["variants"].items():
         arch, variant = key.split("/", 1)
         d, w, k = v["delta"], v["wins"], v["seeds"]
         lines.append(
-            f"| {arch} | {variant} | {d['inv']:+.4f} | {d['hybrid']:+.3f} | {d['uniform']:+.3f} | "
+            f"| {arch} | {variant} | {k} | {d['inv']:+.4f} | {d['hybrid']:+.3f} | "
+            f"{d['uniform']:+.3f} | "
             f"{v['reconstruction_ratio']:.3f} | {w['inv']}/{k}, {w['hybrid']}/{k}, "
             f"{w['uniform']}/{k}, {w['recon_within_10pct']}/{k} |"
         )
@@ -234,11 +242,18 @@ def step_cost_section() -> list[str]:
     if timing:
         lines += [
             "",
-            "Step time at batch 128 (ratio to the plain twin, measured in the same run):",
+            "Step time at batch 128 (the median over alternating rounds of the ratio to the "
+            "plain twin's step in the same round, with its quartiles; measured in one run):",
             "",
         ]
         for arch, t in timing.items():
-            cells = ", ".join(f"{k} {t['ratio'][k]:.2f}×" for k in t["ratio"] if k != "plain")
+            quart = t.get("ratio_quartiles", {})
+            cells = ", ".join(
+                f"{k} {t['ratio'][k]:.2f}×"
+                + (f" ({quart[k][0]:.2f}–{quart[k][1]:.2f})" if k in quart else "")
+                for k in t["ratio"]
+                if k != "plain"
+            )
             lines.append(
                 f"- {arch} ({t['threads']} threads, twin {t['ms']['plain']:.1f} ms): {cells}"
             )
