@@ -20,7 +20,7 @@ code, so that only the named change differs:
   per step 2 or 3), to tell the lazy schedule's cost in reconstruction from the weight's;
 * ``weight2``: ``stats_gradient`` at weight 2 on every step (the average weight of
   ``every2_weight2`` without the lazy schedule);
-* ``rows8``, ``rows12``: ``stats_gradient`` with 8 or 12 prior samples per step instead of 16.
+* ``rows8``: ``stats_gradient`` with 8 prior samples per step instead of 16.
 
 The step times of the twin and of every variant are measured at ``--time-batch`` in one
 process, alternating, after the runs (``--timing-only`` to measure them alone).
@@ -50,7 +50,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _runs import read_rows
-from defaults_retrofit import ARCHS, paired_ratio, round_seconds, score, train_loop, twins
+from defaults_retrofit import (
+    add_run_arguments,
+    paired_ratio,
+    round_seconds,
+    score,
+    train_loop,
+    twins,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -61,7 +68,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "every2_gradient": {"every": 2, "gradient": True},
     "every2_rows32_gradient": {"every": 2, "n_samples": 32, "gradient": True},
     "rows8": {"every": 1, "n_samples": 8, "gradient": True},
-    "rows12": {"every": 1, "n_samples": 12, "gradient": True},
     "every2_weight2": {"every": 2, "weight": 2.0, "gradient": True},
     "every2_weight3": {"every": 2, "weight": 3.0, "gradient": True},
     "weight2": {"every": 1, "weight": 2.0, "gradient": True},
@@ -244,21 +250,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--archs", nargs="+", default=list(ARCHS), choices=list(ARCHS))
+    add_run_arguments(parser)
     parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=800)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--eval-data", type=int, default=5000)
-    parser.add_argument("--eval-samples", type=int, default=1000)
-    parser.add_argument("--time-batch", type=int, default=128)
-    parser.add_argument("--time-steps", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timing-only", action="store_true", help="measure the step times (again)")
     parser.add_argument("--no-timing", action="store_true", help="leave the step times for later")
-    parser.add_argument("--data-root", default=None)
     parser.add_argument("--out", default=str(RESULTS / "step_cost_ablation"))
     args = parser.parse_args(argv)
     out = Path(args.out)

@@ -330,10 +330,9 @@ def table(rows: dict[str, dict[str, Any]], args: argparse.Namespace) -> tuple[st
     return "\n".join(lines) + "\n", summary
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a twin-versus-retrofit benchmark: models, seeds, training, scoring,
+    timing, workers, data (this script's and ``ablate_step_cost.py``'s)."""
     parser.add_argument("--archs", nargs="+", default=list(ARCHS), choices=list(ARCHS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=800)
@@ -343,12 +342,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-samples", type=int, default=1000)
     parser.add_argument("--time-batch", type=int, default=128)
     parser.add_argument("--time-steps", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=30, help="alternating timing rounds")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--data-root", default=None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    add_run_arguments(parser)
     parser.add_argument(
         "--timing-only", action="store_true", help="measure the step times (again), train nothing"
     )
-    parser.add_argument("--data-root", default=None)
     parser.add_argument("--out", default=str(RESULTS / "defaults_retrofit"))
     args = parser.parse_args(argv)
     out = Path(args.out)
