@@ -186,22 +186,40 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def round_seconds(
-    step_fns: dict[str, Callable[[], None]], steps: int, rounds: int, *, warmup: int
+    step_fns: dict[str, Callable[[], None]],
+    steps: int,
+    rounds: int,
+    *,
+    warmup: int,
+    device: torch.device | str = "cpu",
 ) -> dict[str, list[float]]:
     """Seconds per call of each function in each round: ``warmup`` calls each, then ``rounds``
     rounds in which every function in turn runs ``steps`` times (alternating, so that drifts of
-    the machine hit all alike)."""
+    the machine hit all alike). On CUDA the clock stops after the device has finished."""
+    device = torch.device(device)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     for fn in step_fns.values():
         for _ in range(warmup):
             fn()
     times: dict[str, list[float]] = {k: [] for k in step_fns}
     for _ in range(rounds):
         for name, fn in step_fns.items():
+            sync()
             t0 = time.perf_counter()
             for _ in range(steps):
                 fn()
+            sync()
             times[name].append((time.perf_counter() - t0) / steps)
     return times
+
+
+def timing_key(arch: str, batch: int, device: str = "cpu") -> str:
+    """The row key of a timing (CPU timings keep the key they always had)."""
+    return f"timing/{arch}/{batch}" + ("" if device == "cpu" else f"/{device}")
 
 
 def paired_ratio(times: dict[str, list[float]], name: str, baseline: str) -> dict[str, float]:
@@ -212,15 +230,17 @@ def paired_ratio(times: dict[str, list[float]], name: str, baseline: str) -> dic
     return {"median": statistics.median(ratios), "q1": q1, "q3": q3}
 
 
-def time_steps(arch: str, batch: int, steps: int, rounds: int) -> dict[str, Any]:
-    """Seconds of a plain and a retrofit training step at ``batch``, alternating the two in
-    rounds in one process (random images: the cost does not depend on the data)."""
+def time_steps(
+    arch: str, batch: int, steps: int, rounds: int, device: str = "cpu"
+) -> dict[str, Any]:
+    """Seconds of a plain and a retrofit training step at ``batch`` on ``device``, alternating
+    the two in rounds in one process (random images: the cost does not depend on the data)."""
     from consistency import InvarianceLoss
 
-    plain, retrofit = twins(arch, 0)
+    plain, retrofit = (m.to(device) for m in twins(arch, 0))
     invariance = InvarianceLoss(retrofit)
     opts = {m: torch.optim.Adam(m.parameters(), lr=1e-3) for m in (plain, retrofit)}
-    x = torch.rand(batch, 1, 28, 28)
+    x = torch.rand(batch, 1, 28, 28, device=device)
 
     def step(model: nn.Module) -> None:
         means = model.encoder(x)
@@ -232,14 +252,19 @@ def time_steps(arch: str, batch: int, steps: int, rounds: int) -> dict[str, Any]
         opts[model].step()
 
     times = round_seconds(
-        {"plain": lambda: step(plain), "retrofit": lambda: step(retrofit)}, steps, rounds, warmup=3
+        {"plain": lambda: step(plain), "retrofit": lambda: step(retrofit)},
+        steps,
+        rounds,
+        warmup=3,
+        device=device,
     )
     ratio = paired_ratio(times, "retrofit", "plain")
     return {
-        "key": f"timing/{arch}/{batch}",
+        "key": timing_key(arch, batch, device),
         "kind": "timing",
         "arch": arch,
         "batch": batch,
+        "device": device,
         "threads": torch.get_num_threads(),
         "plain_ms": 1e3 * statistics.median(times["plain"]),
         "retrofit_ms": 1e3 * statistics.median(times["retrofit"]),
@@ -298,25 +323,30 @@ def table(rows: dict[str, dict[str, Any]], args: argparse.Namespace) -> tuple[st
             wins["uniform"] += r["self_consistency"]["uniform"] > p["self_consistency"]["uniform"]
             wins["reconstruction_within_10pct"] += r["reconstruction"] <= 1.1 * p["reconstruction"]
         summary["wins"][arch] = {"seeds": seeds, **wins}
-    lines += [
-        "",
-        "Seeds on which the retrofit is above its twin (reconstruction: within 10 %):",
-        "",
-    ]
+    if not summary["runs"]:  # a timing alone (--timing-only into a new file)
+        lines = [*lines[:4], "No training runs in this file: the step times alone."]
+    else:
+        lines += [
+            "",
+            "Seeds on which the retrofit is above its twin (reconstruction: within 10 %):",
+            "",
+        ]
     for arch, w in summary["wins"].items():
+        if not w["seeds"]:
+            continue
         lines.append(
             f"- {arch}: mean INV {w['mean_invariance']}/{w['seeds']}, SCN hybrid "
             f"{w['hybrid']}/{w['seeds']}, SCN uniform {w['uniform']}/{w['seeds']}, reconstruction "
             f"within 10 % {w['reconstruction_within_10pct']}/{w['seeds']}"
         )
-    lines += ["", f"Step time at batch {args.time_batch}: {args.rounds} rounds × "
+    lines += ["", f"Step time at batch {args.time_batch} on {args.device}: {args.rounds} rounds × "
               f"{args.time_steps} steps, the two alternating in one process; ms are medians over "
               "rounds, the ratio is the median over rounds of the retrofit's time over the twin's "
               "in the same round, with its quartiles:", "",
               "| arch | threads | plain ms | retrofit ms | ratio | quartiles |",
               "|---|---|---|---|---|---|"]  # fmt: skip
     for arch in args.archs:
-        t = rows.get(f"timing/{arch}/{args.time_batch}")
+        t = rows.get(timing_key(arch, args.time_batch, args.device))
         if t is not None:
             summary["timing"][arch] = {
                 k: t.get(k)
@@ -355,6 +385,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--timing-only", action="store_true", help="measure the step times (again), train nothing"
     )
+    parser.add_argument(
+        "--device", default="cpu", help="where the step times are measured (the runs: CPU)"
+    )
     parser.add_argument("--out", default=str(RESULTS / "defaults_retrofit"))
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -383,9 +416,9 @@ def main(argv: list[str] | None = None) -> None:
         bar.close()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     for arch in args.archs:
-        k = f"timing/{arch}/{args.time_batch}"
+        k = timing_key(arch, args.time_batch, args.device)
         if k not in rows or args.timing_only:
-            row = time_steps(arch, args.time_batch, args.time_steps, args.rounds)
+            row = time_steps(arch, args.time_batch, args.time_steps, args.rounds, args.device)
             rows[k] = row
             with jsonl.open("a") as f:
                 f.write(json.dumps(row) + "\n")
