@@ -20,7 +20,9 @@ code, so that only the named change differs:
   per step 2 or 3), to tell the lazy schedule's cost in reconstruction from the weight's;
 * ``weight2``: ``stats_gradient`` at weight 2 on every step (the average weight of
   ``every2_weight2`` without the lazy schedule);
-* ``rows8``: ``stats_gradient`` with 8 prior samples per step instead of 16.
+* ``rows8``: ``stats_gradient`` with 8 prior samples per step instead of 16;
+* ``raw``, ``raw_every2``: ``stats_gradient`` and ``every2_gradient`` with the loss in raw
+  latent units (``normalise=None``) instead of divided by the prior samples' variances.
 
 The step times of the twin and of every variant are measured at ``--time-batch`` in one
 process, alternating, after the runs (``--timing-only`` to measure them alone).
@@ -71,6 +73,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "every2_weight2": {"every": 2, "weight": 2.0, "gradient": True},
     "every2_weight3": {"every": 2, "weight": 3.0, "gradient": True},
     "weight2": {"every": 1, "weight": 2.0, "gradient": True},
+    "raw": {"every": 1, "normalise": None, "gradient": True},
+    "raw_every2": {"every": 2, "normalise": None, "gradient": True},
 }
 DEFAULT_VARIANTS = ["stats_gradient", "stats_constant", "every2", "every2_rows32"]
 
