@@ -63,8 +63,15 @@ def intervene(noise: Tensor, dims: Tensor | int, values: Tensor | float) -> Tens
         raise ShapeError(
             f"values must be a scalar or have shape (B,) = ({batch},); got {tuple(values_t.shape)}"
         )
-    mask = torch.arange(n, device=noise.device) == dims_t[:, None]
-    return torch.where(mask, values_t[:, None].to(noise.dtype), noise)
+    return _apply(noise, dims_t, values_t)
+
+
+def _apply(noise: Tensor, dims: Tensor, values: Tensor) -> Tensor:
+    """:func:`intervene` without its checks, for dimensions and values the library drew itself
+    (``dims`` a long ``(B,)`` on the noise's device, ``values`` ``(B,)``): no value is read back
+    from the device, so a training step on a GPU does not wait here."""
+    mask = torch.arange(noise.shape[1], device=noise.device) == dims[:, None]
+    return torch.where(mask, values[:, None].to(noise.dtype), noise)
 
 
 class Interventions(NamedTuple):
@@ -114,7 +121,24 @@ def draw_interventions(
     Returns:
         :class:`Interventions` with ``R = T * D * n_interventions`` rows, grouped by sample.
     """
-    prior = check_latents(prior, "prior").detach()
+    prior = check_latents(prior, "prior")
+    return _draw_interventions(
+        prior, value_source, dims=dims, n_interventions=n_interventions, generator=generator
+    )
+
+
+def _draw_interventions(
+    prior: Tensor,
+    value_source: AggregatePosterior | Tensor,
+    *,
+    dims: Literal["random", "all"] | Tensor = "random",
+    n_interventions: int = 1,
+    generator: torch.Generator | None = None,
+) -> Interventions:
+    """:func:`draw_interventions` for prior samples whose values the caller has checked (a
+    loss, from the latents it checked): the same draw, with no value read back from the
+    device."""
+    prior = check_latents(prior, "prior", finite=False).detach()
     k = check_positive_int(n_interventions, "n_interventions")
     if isinstance(value_source, AggregatePosterior):
         width = value_source.dim
@@ -150,4 +174,4 @@ def draw_interventions(
     dims_flat = per_sample.repeat_interleave(k, dim=1).reshape(-1)  # (T*D*K,)
     source = torch.arange(t, device=device).repeat_interleave(d * k)
     values = _draw_values(value_source, dims_flat, generator).to(device=device, dtype=prior.dtype)
-    return Interventions(source, dims_flat, values, intervene(prior[source], dims_flat, values))
+    return Interventions(source, dims_flat, values, _apply(prior[source], dims_flat, values))

@@ -20,7 +20,7 @@ from .functional import (
     uniform_box,
     unit_variance,
 )
-from .intervention import Interventions, draw_interventions, intervene
+from .intervention import Interventions, _apply, _draw_interventions
 from .module_state import DataStatistics
 from .recipe import (
     FAITHFUL,
@@ -200,7 +200,7 @@ class _ConsistencyLoss(nn.Module):
             raise ShapeError(
                 f"consistency losses need n >= 2 latent dimensions (an off-target dimension); got n = {n}"
             )
-        return draw_interventions(
+        return _draw_interventions(  # the prior comes from latents _prior_samples checked
             prior,
             value_source,
             dims=self.dims,
@@ -540,7 +540,7 @@ class EquivarianceLoss(_ConsistencyLoss):
             raise ShapeError(
                 f"xblock has n = {xblock.n} units but the latents have width {prior.shape[1]}"
             )
-        back = intervene(self._response(iv.noise), iv.dims, iv.values)
+        back = _apply(self._response(iv.noise), iv.dims, iv.values)  # dims drawn above
         if xblock is None:
             target, moved = iv.noise, back
         else:

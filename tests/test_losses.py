@@ -12,6 +12,7 @@ from consistency import (
     EquivarianceLoss,
     InvalidValueError,
     InvarianceLoss,
+    NonFiniteError,
     ResponseModel,
     ShapeError,
     XBlock,
@@ -797,6 +798,37 @@ def test_every_counts_only_training_calls_that_succeed() -> None:
     with pytest.raises(ShapeError):  # one that would be computed
         lazy(torch.randn(8, 4, dtype=torch.float64))
     assert float(lazy(latents)) > 0
+
+
+@pytest.mark.parametrize("cls", [InvarianceLoss, EquivarianceLoss])
+def test_a_training_call_reads_one_value_back_the_latents_check(
+    cls: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The losses check the user's latents for NaN/inf (one read-back of a value from the
+    device) and nothing they drew themselves: no second finiteness check of the prior samples,
+    no range check of the dimensions they drew (each would make a GPU step wait)."""
+    import consistency._checks as checks
+    import consistency.intervention as intervention
+
+    model = _tiny_xc_model()
+    latents = torch.randn(8, 3, dtype=torch.float64)
+    loss = cls(model, every=1)
+    calls: list[str] = []
+    real = checks.check_finite
+    monkeypatch.setattr(
+        checks, "check_finite", lambda x, name, *a: (calls.append(name), real(x, name, *a))[1]
+    )
+
+    def no_public_intervene(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the loss went through intervene()'s checks")
+
+    monkeypatch.setattr(intervention, "intervene", no_public_intervene)
+    assert float(loss(latents)) >= 0
+    assert calls == ["latents"]
+    bad = latents.clone()
+    bad[2, 1] = float("nan")
+    with pytest.raises(NonFiniteError, match="latents contains 1 non-finite"):
+        loss(bad)
 
 
 def test_phase_resumes_the_lazy_schedule_and_is_checked() -> None:
