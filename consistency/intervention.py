@@ -107,6 +107,7 @@ def draw_interventions(
     dims: Literal["random", "all"] | Tensor = "random",
     n_interventions: int = 1,
     generator: torch.Generator | None = None,
+    check_values: bool = True,
 ) -> Interventions:
     r"""Draw hard interventions :math:`I_{m,v}`, :math:`v \sim Q(N_m)`, on prior samples ``(T, n)``.
 
@@ -117,28 +118,16 @@ def draw_interventions(
         dims: ``"random"``: one dimension per sample; ``"all"``: every dimension for every
             sample; or a LongTensor ``(D,)`` of dimensions applied to every sample.
         n_interventions: values per (sample, dimension).
+        generator: random generator for the dimensions and values.
+        check_values: raise :class:`~consistency.errors.NonFiniteError` for NaN/inf prior
+            samples. The check reads a value back from the device (a GPU step waits for it);
+            the losses pass ``False`` for prior samples made from latents they checked. The
+            dimensions and values drawn here are never checked again.
 
     Returns:
         :class:`Interventions` with ``R = T * D * n_interventions`` rows, grouped by sample.
     """
-    prior = check_latents(prior, "prior")
-    return _draw_interventions(
-        prior, value_source, dims=dims, n_interventions=n_interventions, generator=generator
-    )
-
-
-def _draw_interventions(
-    prior: Tensor,
-    value_source: AggregatePosterior | Tensor,
-    *,
-    dims: Literal["random", "all"] | Tensor = "random",
-    n_interventions: int = 1,
-    generator: torch.Generator | None = None,
-) -> Interventions:
-    """:func:`draw_interventions` for prior samples whose values the caller has checked (a
-    loss, from the latents it checked): the same draw, with no value read back from the
-    device."""
-    prior = check_latents(prior, "prior", finite=False).detach()
+    prior = check_latents(prior, "prior", finite=check_values).detach()
     k = check_positive_int(n_interventions, "n_interventions")
     if isinstance(value_source, AggregatePosterior):
         width = value_source.dim

@@ -20,7 +20,7 @@ from .functional import (
     uniform_box,
     unit_variance,
 )
-from .intervention import Interventions, _apply, _draw_interventions
+from .intervention import Interventions, _apply, draw_interventions
 from .module_state import DataStatistics
 from .recipe import (
     FAITHFUL,
@@ -200,12 +200,13 @@ class _ConsistencyLoss(nn.Module):
             raise ShapeError(
                 f"consistency losses need n >= 2 latent dimensions (an off-target dimension); got n = {n}"
             )
-        return _draw_interventions(  # the prior comes from latents _prior_samples checked
+        return draw_interventions(
             prior,
             value_source,
             dims=self.dims,
             n_interventions=self.n_interventions,
             generator=self.generator,
+            check_values=False,  # made from latents (or a bank) already checked
         )
 
     def forward(self, latents: Tensor | None = None, *, responses: Tensor | None = None) -> Tensor:

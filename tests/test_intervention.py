@@ -88,3 +88,20 @@ def test_intervene_edge_cases_dtype_and_message() -> None:
     assert nan[:, 0].tolist() == [1.0, 1.0] and bool(nan[:, 1:].isnan().all())
     with pytest.raises(ValueError, match=r"^noise must have shape \(B, n\) \(rank 2\); got rank 1"):
         intervene(torch.zeros(3), 0, 1.0)
+
+
+def test_draw_interventions_checks_the_prior_unless_told_not_to() -> None:
+    """check_values=True (default) refuses NaN/inf prior samples with their count; False (the
+    losses, for prior samples made from latents they checked) draws without reading a value
+    back, and the NaN stays where it was, untouched by the draw."""
+    from consistency import NonFiniteError, draw_interventions
+
+    prior = torch.randn(4, 3)
+    prior[1, 2] = float("inf")
+    bank = torch.randn(10, 3)
+    with pytest.raises(NonFiniteError, match="prior contains 1 non-finite"):
+        draw_interventions(prior, bank)
+    iv = draw_interventions(prior, bank, dims="all", check_values=False)
+    assert iv.noise.shape == (12, 3)
+    kept = ~torch.isfinite(iv.noise)
+    assert int(kept.sum()) == 2 and bool((iv.source[kept.any(1)] == 1).all())
