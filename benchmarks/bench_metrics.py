@@ -46,28 +46,13 @@ from tests.metrics.reference import (  # noqa: E402
     irs_published,
     modularity_explicitness_transcribed,
 )
+from tests.metrics.sources import MixedFactors  # noqa: E402
 
 
-class Levels:
+def Levels(mixing: np.ndarray, seed: int = 0) -> MixedFactors:
     """Factors with the shapes' level counts, "rendered" as the benchmark's code mixture itself
     (the FactorVAE / BetaVAE timings measure the metric, not a renderer or an encoder)."""
-
-    def __init__(self, mixing: np.ndarray, seed: int = 0) -> None:
-        self.rng = np.random.default_rng(seed)
-        self.mixing = mixing
-        self.num_factors = len(LEVELS)
-
-    def sample_factors(self, k: int, random_state: object = None) -> np.ndarray:
-        return np.stack([self.rng.integers(0, n, k) for n in LEVELS], 1).astype(np.float64)
-
-    def render(self, factors: np.ndarray) -> torch.Tensor:
-        x = np.tanh(np.asarray(factors) @ self.mixing / 5)
-        return torch.from_numpy(x + 0.3 * self.rng.normal(size=x.shape))
-
-    def sample_observations_from_factors(
-        self, factors: np.ndarray, random_state: object
-    ) -> np.ndarray:
-        return self.render(factors).numpy()
+    return MixedFactors(LEVELS, mixing / 5, noise=0.3, seed=seed, squash=np.tanh)
 
 
 LEVELS = (3, 4, 8, 8, 8)

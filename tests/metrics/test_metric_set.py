@@ -32,6 +32,7 @@ from .reference import (
     disent_metrics,
     modularity_explicitness_transcribed,
 )
+from .sources import MixedFactors
 
 DISENT = disent_metrics()
 needs_disent = pytest.mark.skipif(
@@ -149,31 +150,13 @@ def test_probe_r2_linear_is_least_squares_and_nonlinear_reads_a_curved_code() ->
 
 
 # ------------------------------------------------------------------------------- randomised
-class Grid:
-    """Three independent five-level factors; rendering returns a fixed linear mixing of them
-    plus noise, so that a code (the identity) is informative but not perfect."""
+GRID_MIX = np.array([[1.0, 0.4, 0.0], [0.0, 1.0, 0.7], [0.5, 0.0, 1.0], [0.3, 0.3, 0.3]])
 
-    num_factors = 3
-    names = ("a", "b", "c")
 
-    def __init__(self, seed: int, noise: float = 0.6) -> None:
-        self.rng = np.random.default_rng(seed)
-        self.noise = noise
-        self.mix = np.array([[1.0, 0.4, 0.0], [0.0, 1.0, 0.7], [0.5, 0.0, 1.0], [0.3, 0.3, 0.3]])
-
-    def sample_factors(self, k: int, random_state: object = None) -> np.ndarray:
-        return self.rng.integers(0, 5, (k, 3)).astype(np.float64)
-
-    def render(self, factors: np.ndarray) -> torch.Tensor:
-        x = np.asarray(factors) @ self.mix.T + self.noise * self.rng.standard_normal(
-            (len(factors), self.mix.shape[0])
-        )
-        return torch.from_numpy(x)
-
-    def sample_observations_from_factors(
-        self, factors: np.ndarray, random_state: object
-    ) -> np.ndarray:
-        return self.render(factors).numpy()
+def Grid(seed: int, noise: float = 0.6) -> MixedFactors:
+    """Three independent five-level factors; the observation is a fixed linear mixing of them
+    (four features) plus noise, so that a code (the identity) is informative but not perfect."""
+    return MixedFactors((5, 5, 5), GRID_MIX.T, noise=noise, seed=seed, names=("a", "b", "c"))
 
 
 def _spread(values: list[float]) -> tuple[float, float]:
@@ -262,14 +245,14 @@ def test_perfect_codes_top_the_randomised_scores_and_noise_sits_at_chance() -> N
     pytest.importorskip("sklearn")
     sizes = dict(batch_size=16, num_train=120, num_eval=60)
     perfect = Grid(0, noise=0.0)
-    perfect.mix = np.eye(3)[[2, 0, 1]] * 3.0  # a permuted, rescaled copy of the factors
+    perfect.weights = (np.eye(3)[[2, 0, 1]] * 3.0).T  # a permuted, rescaled copy of the factors
     assert (
         factor_vae_score(lambda x: x, perfect, num_variance_estimate=300, **sizes).eval_accuracy
         == 1.0
     )
     assert beta_vae_score(lambda x: x, perfect, **sizes).eval_accuracy == 1.0
     noise = Grid(1)
-    noise.mix = np.zeros((4, 3))
+    noise.weights = np.zeros((3, 4))
     noise.noise = 1.0
     fv = factor_vae_score(lambda x: x, noise, num_variance_estimate=300, **sizes)
     assert fv.eval_accuracy < 0.6  # chance is 1/3
