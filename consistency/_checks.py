@@ -7,6 +7,8 @@ are static and always run.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -68,6 +70,15 @@ def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
     if value < minimum:
         raise InvalidValueError(f"{name} must be >= {minimum}; got {value}")
     return value
+
+
+def check_weight(value: object, name: str) -> float:
+    """Return ``value`` as a float, raising unless it is a finite number >= 0 (a loss's weight)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidTypeError(f"{name} must be a number; got {type(value).__name__}")
+    if not (math.isfinite(value) and value >= 0):
+        raise InvalidValueError(f"{name} must be finite and >= 0; got {value}")
+    return float(value)
 
 
 def user_stacklevel() -> int:

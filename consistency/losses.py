@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import warnings
 from typing import Any, Literal, TypeVar
 
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_latents, check_positive_int, is_compiling, user_stacklevel
+from ._checks import (
+    check_latents,
+    check_positive_int,
+    check_weight,
+    is_compiling,
+    user_stacklevel,
+)
 from .encoding import posterior_mean
 from .errors import InvalidTypeError, InvalidValueError, ShapeError
 from .functional import (
@@ -96,11 +101,7 @@ class _ConsistencyLoss(nn.Module):
         self.n_interventions = check_positive_int(n_interventions, "n_interventions")
         self.n_samples = None if n_samples is None else check_positive_int(n_samples, "n_samples")
         self.stop_reference = bool(stop_reference)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-            raise InvalidTypeError(f"weight must be a number; got {type(weight).__name__}")
-        if not (math.isfinite(weight) and weight >= 0):
-            raise InvalidValueError(f"weight must be finite and >= 0; got {weight}")
-        self.weight = float(weight)
+        self.weight = check_weight(weight, "weight")
         self.every = check_positive_int(every, "every")
         self._phase = 0  # training calls since the last computed one, modulo every
         self.generator = generator

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_latents
+from ._checks import check_latents, check_positive_int, check_weight
 from .errors import InvalidTypeError, InvalidValueError, ShapeError
 from .functional import pair_sparsity_penalty, pair_targets, target_independence_penalty
 from .intervention import intervene
@@ -14,12 +14,6 @@ from .response import ResponseModel
 from .xblock import XBlock
 
 __all__ = ["PairedInterventionLoss"]
-
-
-def _weight(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise InvalidValueError(f"{name} must be a float >= 0; got {value!r}")
-    return float(value)
 
 
 class PairedInterventionLoss(nn.Module):
@@ -92,7 +86,7 @@ class PairedInterventionLoss(nn.Module):
     ) -> None:
         super().__init__()
         handle = ResponseModel.of(model, owner="PairedInterventionLoss")
-        self.independence = _weight(independence, "independence")
+        self.independence = check_weight(independence, "independence")
         if self.independence > 0 and not isinstance(handle.xblock, XBlock):
             raise InvalidValueError(
                 "PairedInterventionLoss(independence > 0) needs a model with an XBlock (its "
@@ -100,11 +94,9 @@ class PairedInterventionLoss(nn.Module):
                 "intervened unit's cause; without one every cause is its own noise"
             )
         self._handle = handle
-        self.weight = _weight(weight, "weight")
-        self.sparsity = _weight(sparsity, "sparsity")
-        if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 2:
-            raise InvalidValueError(f"min_rows must be an int >= 2; got {min_rows!r}")
-        self.min_rows = min_rows
+        self.weight = check_weight(weight, "weight")
+        self.sparsity = check_weight(sparsity, "sparsity")
+        self.min_rows = check_positive_int(min_rows, "min_rows", minimum=2)
 
     @property
     def xblock(self) -> XBlock | None:

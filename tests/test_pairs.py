@@ -10,7 +10,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consistency import InvalidValueError, PairedInterventionLoss, ShapeError, XBlock
+from consistency import (
+    ConsistencyError,
+    InvalidValueError,
+    PairedInterventionLoss,
+    ShapeError,
+    XBlock,
+)
 from consistency.data import CausalScene, PairsDataset, Pendulum, Shapes
 from consistency.functional import (
     pair_sparsity_penalty,
@@ -213,10 +219,16 @@ def test_loss_rejects_bad_input_and_changes_nothing() -> None:
     # the sparsity term alone needs no XBlock
     codes = torch.randn(8, 3)
     assert float(PairedInterventionLoss(plain)(codes, codes)) == 0.0
-    with pytest.raises(InvalidValueError, match="sparsity must be a float >= 0"):
+    with pytest.raises(InvalidValueError, match="sparsity must be finite and >= 0"):
         PairedInterventionLoss(model, sparsity=-1.0)
     with pytest.raises(InvalidValueError, match="min_rows"):
         PairedInterventionLoss(model, min_rows=1)
+    # the weights are checked as the other losses' weight is: a finite number >= 0
+    for name in ("weight", "sparsity", "independence"):
+        with pytest.raises(InvalidValueError, match=f"{name} must be finite and >= 0; got inf"):
+            PairedInterventionLoss(model, **{name: float("inf")})
+        with pytest.raises(ConsistencyError, match=f"{name} must be a number; got str"):
+            PairedInterventionLoss(model, **{name: "1"})
     loss_fn = PairedInterventionLoss(model)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     model.eval()
