@@ -55,8 +55,8 @@ from _runs import read_rows
 from defaults_retrofit import (
     add_run_arguments,
     paired_ratio,
-    round_seconds,
     score,
+    step_times,
     train_loop,
     twins,
 )
@@ -125,27 +125,11 @@ def time_variants(
 ) -> dict[str, Any]:
     """Median ms of a twin step and of each variant's retrofit step at ``batch``, alternating
     in rounds in one process (random images: the cost does not depend on the data)."""
-    models: dict[str, torch.nn.Module] = {"plain": twins(arch, 0)[0]}
     losses: dict[str, Any] = {"plain": None}
-    for v in variants:
-        m = twins(arch, 0)[1]
-        models[v], losses[v] = m, build_loss(m, v)
-    opts = {k: torch.optim.Adam(m.parameters(), lr=1e-3) for k, m in models.items()}
-    x = torch.rand(batch, 1, 28, 28)
-
-    def step(k: str) -> None:
-        model = models[k]
-        means = model.encoder(x)
-        loss = (model.decoder(model.latent(means)) - x).square().sum((1, 2, 3)).mean()
-        if losses[k] is not None:
-            loss = loss + losses[k](means)
-        opts[k].zero_grad()
-        loss.backward()
-        opts[k].step()
-
+    losses.update({v: functools.partial(build_loss, variant=v) for v in variants})
     # warm-up: an even count, so that a lazy loss starts each round on a computed step
-    times = round_seconds({k: functools.partial(step, k) for k in models}, steps, rounds, warmup=4)
-    ratios = {k: paired_ratio(times, k, "plain") for k in models}
+    times = step_times(arch, batch, steps, rounds, losses, warmup=4)
+    ratios = {k: paired_ratio(times, k, "plain") for k in times}
     return {
         "key": f"timing/{arch}/{batch}",
         "kind": "timing",

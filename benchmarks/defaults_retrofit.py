@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import copy
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -230,31 +231,57 @@ def paired_ratio(times: dict[str, list[float]], name: str, baseline: str) -> dic
     return {"median": statistics.median(ratios), "q1": q1, "q3": q3}
 
 
+def step_times(
+    arch: str,
+    batch: int,
+    steps: int,
+    rounds: int,
+    losses: dict[str, Callable[[nn.Module], Any] | None],
+    *,
+    warmup: int,
+    device: str = "cpu",
+) -> dict[str, list[float]]:
+    """Seconds per training step in each round (:func:`round_seconds`) of one model per entry
+    of ``losses`` at ``batch`` on ``device``: the plain twin for ``None``, else a retrofit
+    trained with the loss the factory builds from it (random images: the cost does not depend
+    on the data)."""
+    models: dict[str, nn.Module] = {}
+    terms: dict[str, Any] = {}
+    for name, make in losses.items():
+        plain, retrofit = (m.to(device) for m in twins(arch, 0))
+        models[name] = plain if make is None else retrofit
+        terms[name] = None if make is None else make(retrofit)
+    opts = {k: torch.optim.Adam(m.parameters(), lr=1e-3) for k, m in models.items()}
+    x = torch.rand(batch, 1, 28, 28, device=device)
+
+    def step(name: str) -> None:
+        model = models[name]
+        means = model.encoder(x)
+        loss = (model.decoder(model.latent(means)) - x).square().sum((1, 2, 3)).mean()
+        if terms[name] is not None:
+            loss = loss + terms[name](means)
+        opts[name].zero_grad()
+        loss.backward()
+        opts[name].step()
+
+    return round_seconds(
+        {k: functools.partial(step, k) for k in models}, steps, rounds, warmup=warmup, device=device
+    )
+
+
 def time_steps(
     arch: str, batch: int, steps: int, rounds: int, device: str = "cpu"
 ) -> dict[str, Any]:
-    """Seconds of a plain and a retrofit training step at ``batch`` on ``device``, alternating
-    the two in rounds in one process (random images: the cost does not depend on the data)."""
+    """Seconds of a plain and a retrofit training step (``InvarianceLoss(model)``) at
+    ``batch`` on ``device``, alternating the two in rounds in one process."""
     from consistency import InvarianceLoss
 
-    plain, retrofit = (m.to(device) for m in twins(arch, 0))
-    invariance = InvarianceLoss(retrofit)
-    opts = {m: torch.optim.Adam(m.parameters(), lr=1e-3) for m in (plain, retrofit)}
-    x = torch.rand(batch, 1, 28, 28, device=device)
-
-    def step(model: nn.Module) -> None:
-        means = model.encoder(x)
-        loss = (model.decoder(model.latent(means)) - x).square().sum((1, 2, 3)).mean()
-        if model is retrofit:
-            loss = loss + invariance(means)
-        opts[model].zero_grad()
-        loss.backward()
-        opts[model].step()
-
-    times = round_seconds(
-        {"plain": lambda: step(plain), "retrofit": lambda: step(retrofit)},
+    times = step_times(
+        arch,
+        batch,
         steps,
         rounds,
+        {"plain": None, "retrofit": InvarianceLoss},
         warmup=3,
         device=device,
     )
@@ -281,11 +308,14 @@ def key(job: dict[str, Any]) -> str:
 
 def table(rows: dict[str, dict[str, Any]], args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     """The markdown table and its JSON summary: each seed's pair, its wins, the step cost."""
-    lines = [
+    head = [
         "# The defaults on a user's model: retrofit (XBlock + `InvarianceLoss(model)`) vs plain twin",
         "",
         f"`{' '.join(['python', 'benchmarks/defaults_retrofit.py', *sys.argv[1:]])}`",
         "",
+    ]
+    lines = [
+        *head,
         f"Real MNIST, {args.steps} steps × batch {args.batch_size}, Adam {args.lr}; scores on "
         f"{args.eval_data} test images' means ({args.eval_samples} prior samples × 10 "
         "interventions per dimension, `spec` convention). The retrofit's loss is built from the "
@@ -324,7 +354,7 @@ def table(rows: dict[str, dict[str, Any]], args: argparse.Namespace) -> tuple[st
             wins["reconstruction_within_10pct"] += r["reconstruction"] <= 1.1 * p["reconstruction"]
         summary["wins"][arch] = {"seeds": seeds, **wins}
     if not summary["runs"]:  # a timing alone (--timing-only into a new file)
-        lines = [*lines[:4], "No training runs in this file: the step times alone."]
+        lines = [*head, "No training runs in this file: the step times alone."]
     else:
         lines += [
             "",

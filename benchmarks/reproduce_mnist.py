@@ -229,6 +229,27 @@ def full_tables(rows: list[dict[str, Any]], models: list[str]) -> list[str]:
     return [*out, ""]
 
 
+def table_spec(
+    family: str, variant: str, seed: int, *, kl_warmup_steps: int, **budget: Any
+) -> RunSpec:
+    """The run of one table row as train()'s defaults train it: the β-VAE with its KL ramped
+    over ``kl_warmup_steps`` and an XC model's loss ramped with it (TrainConfig.warmup_steps =
+    None); the other families (the AVAE's best measured is no warm-up, ablate_kl_warmup.py),
+    and ``kl_warmup_steps=0``, ramp nothing. ``budget``: the other :class:`RunSpec` fields
+    (steps, batch size, evaluation)."""
+    k = kl_warmup_steps
+    if not k or family != "VAE":
+        return RunSpec(family, variant, seed, config="default", **budget)
+    if variant.startswith("XC"):
+        recipe = {"kl_warmup_steps": k, "warmup_steps": k}
+        return RunSpec(
+            family, variant, seed, config="default-klwarm-cwarm", recipe=recipe, **budget
+        )
+    return RunSpec(
+        family, variant, seed, config="default-klwarm", recipe={"kl_warmup_steps": k}, **budget
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -271,33 +292,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    def spec(family: str, variant: str, seed: int, **kw: Any) -> RunSpec:
-        return RunSpec(
-            family,
-            variant,
-            seed,
-            args.steps,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            eval_data=args.eval_data,
-            eval_samples=args.eval_samples,
-            eval_interventions=args.eval_interventions,
-            grad_clip=args.grad_clip,
-            **kw,
-        )
+    budget = dict(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        eval_data=args.eval_data,
+        eval_samples=args.eval_samples,
+        eval_interventions=args.eval_interventions,
+        grad_clip=args.grad_clip,
+    )
 
     def _warm_spec(family: str, variant: str, seed: int) -> RunSpec:
-        """The β-VAE as train()'s defaults train it: the KL ramped over ``--kl-warmup-steps``
-        and an XC model's loss ramped with it (TrainConfig.warmup_steps = None); the other
-        families (the AVAE's best measured is no warm-up, ablate_kl_warmup.py), and
-        ``--kl-warmup-steps 0``, ramp nothing."""
-        k = args.kl_warmup_steps
-        if not k or family != "VAE":
-            return spec(family, variant, seed, config="default")
-        if variant.startswith("XC"):
-            recipe = {"kl_warmup_steps": k, "warmup_steps": k}
-            return spec(family, variant, seed, config="default-klwarm-cwarm", recipe=recipe)
-        return spec(family, variant, seed, config="default-klwarm", recipe={"kl_warmup_steps": k})
+        return table_spec(family, variant, seed, kl_warmup_steps=args.kl_warmup_steps, **budget)
 
     specs = []
     for seed in args.seeds:
@@ -308,7 +314,7 @@ def main(argv: list[str] | None = None) -> None:
             specs += [_warm_spec(f, v, seed) for f, v in models]
         if args.table1_n:
             specs += [
-                spec(f, v, seed, config="n12", recipe={"latent_n": args.table1_n})
+                RunSpec(f, v, seed, config="n12", recipe={"latent_n": args.table1_n}, **budget)
                 for f, v in TABLE1_MODELS
             ]
     if args.models:
