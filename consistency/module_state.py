@@ -356,10 +356,9 @@ def _normalise_with(
     mean, var = stats
     shape = [1, -1] + [1] * (x.ndim - 2)
     scale = torch.rsqrt(var + layer.eps)
-    if layer.affine:
-        scale = scale * layer.weight
     shift = -mean * scale
     if layer.affine:
-        shift = shift + layer.bias
+        scale = scale * layer.weight
+        shift = shift * layer.weight + layer.bias
     out = torch.addcmul(shift.view(shape), x, scale.view(shape))
     return out.to(x.dtype)
