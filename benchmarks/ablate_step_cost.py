@@ -22,7 +22,11 @@ code, so that only the named change differs:
   ``every2_weight2`` without the lazy schedule);
 * ``rows8``: ``stats_gradient`` with 8 prior samples per step instead of 16;
 * ``raw``, ``raw_every2``: ``stats_gradient`` and ``every2_gradient`` with the loss in raw
-  latent units (``normalise=None``) instead of divided by the prior samples' variances.
+  latent units (``normalise=None``) instead of divided by the prior samples' variances;
+* ``encoder_only``: ``stats_gradient`` with the generator's pass detached (run under
+  ``no_grad``): the term trains the encoder (and the real batch's BatchNorm statistics in it)
+  to read the intervened images back, and neither the decoder nor the XBlock; it skips the
+  backward through the generator (``benchmarks/step_cost_floor.py`` times it).
 
 The step times of the twin and of every variant are measured at ``--time-batch`` in one
 process, alternating, after the runs (``--timing-only`` to measure them alone).
@@ -75,6 +79,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "weight2": {"every": 1, "weight": 2.0, "gradient": True},
     "raw": {"every": 1, "normalise": None, "gradient": True},
     "raw_every2": {"every": 2, "normalise": None, "gradient": True},
+    "encoder_only": {"every": 1, "gradient": True, "generator_gradient": False},
 }
 DEFAULT_VARIANTS = ["stats_gradient", "stats_constant", "every2", "every2_rows32"]
 
@@ -87,10 +92,19 @@ def build_loss(model: torch.nn.Module, variant: str) -> Any:
 
     kwargs = dict(VARIANTS[variant])
     gradient = kwargs.pop("gradient")
+    generator_gradient = kwargs.pop("generator_gradient", True)
     loss = InvarianceLoss(model, **kwargs)
     if loss._data_statistics is not None:
         loss.remove_hooks()
         loss._data_statistics = DataStatistics(*loss.model.modules, gradient=gradient)
+    if not generator_gradient:  # the loss's own handle (ResponseModel.of builds one per loss)
+        generate = loss.model.generate_fn
+
+        def detached(noise: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return generate(noise)
+
+        loss.model.generate_fn = detached
     return loss
 
 

@@ -472,6 +472,13 @@ def render() -> str:
         '(docs/method.md, "Deviations"); superseded by the section above.',
     )
     lines += step_cost_section()
+    lines += included(
+        "step_cost_floor.md",
+        "Where a retrofit's step spends its time",
+        "Written by `benchmarks/step_cost_floor.py` from `step_cost_floor.jsonl`: the default "
+        "consistency term written out in plain torch beside the library's, and what each part "
+        "of it costs.",
+    )
     lines += vae_collapse_section()
     for family, blurb in (
         ("VAE", "The β-VAE family: the KL warm-up alone, and the loss ramped with it."),
