@@ -22,6 +22,10 @@ the ratio is the median over rounds of the entry's time over the twin's in the s
 * ``library``: ``InvarianceLoss(model)``, the default;
 * ``library_every2``: ``InvarianceLoss(model, every=2)``.
 
+With ``--compile`` a second timing compares, in one process, the eager plain step with the
+plain and the default retrofit's objective (forward and loss) under ``torch.compile``
+(inductor; compile time left out).
+
     python benchmarks/step_cost_floor.py                   # both archs, batch 128
     python benchmarks/step_cost_floor.py --archs convbn --rounds 10
 
@@ -33,6 +37,7 @@ moves the numbers.
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import json
 import statistics
@@ -47,7 +52,7 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _runs import read_rows
-from defaults_retrofit import ARCHS, LATENTS, paired_ratio, step_times
+from defaults_retrofit import ARCHS, LATENTS, paired_ratio, round_seconds, step_times, twins
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROWS, WEIGHT = 16, 4.0  # the defaults of InvarianceLoss (checked in check_same_estimator)
@@ -176,13 +181,55 @@ def measure(arch: str, batch: int, steps: int, rounds: int) -> dict[str, Any]:
     }
 
 
+def compiled_times(arch: str, batch: int, steps: int, rounds: int) -> dict[str, Any]:
+    """The eager plain step against the plain and the retrofit's objective compiled."""
+    from consistency import InvarianceLoss
+
+    x = torch.rand(batch, 1, 28, 28)
+    plain, retrofit = twins(arch, 0)
+
+    def objective(model: nn.Module, term: Any) -> Callable[[Tensor], Tensor]:
+        def loss(x: Tensor) -> Tensor:
+            means = model.encoder(x)
+            out = (model.decoder(model.latent(means)) - x).square().sum((1, 2, 3)).mean()
+            return out if term is None else out + term(means)
+
+        return loss
+
+    eager_plain = copy.deepcopy(plain)
+    made = {
+        "eager_plain": (eager_plain, objective(eager_plain, None)),
+        "compiled_plain": (plain, torch.compile(objective(plain, None))),
+        "compiled_library": (
+            retrofit,
+            torch.compile(objective(retrofit, InvarianceLoss(retrofit))),
+        ),
+    }
+
+    def step(name: str) -> None:
+        _, loss = made[name]
+        opt = opts[name]
+        value = loss(x)
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+
+    opts = {k: torch.optim.Adam(m.parameters(), lr=1e-3) for k, (m, _) in made.items()}
+    times = round_seconds({k: functools.partial(step, k) for k in made}, steps, rounds, warmup=4)
+    return {
+        "ms": {k: 1e3 * statistics.median(v) for k, v in times.items()},
+        "ratio": {k: paired_ratio(times, k, "eager_plain") for k in times if k != "eager_plain"},
+        "library_over_compiled_plain": paired_ratio(times, "compiled_library", "compiled_plain"),
+    }
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """The Markdown table of the latest timing of each architecture."""
     latest = {row["arch"]: row for row in rows}
     lines = [
         "# Where a retrofit's step spends its time",
         "",
-        "`python benchmarks/step_cost_floor.py`",
+        "`python benchmarks/step_cost_floor.py --compile` (the last table needs `--compile`)",
         "",
         "Each entry against the plain twin in the same process (alternating rounds; ms are "
         "medians over rounds, the ratio the median over rounds of the entry's time over the "
@@ -209,6 +256,21 @@ def table(rows: list[dict[str, Any]]) -> str:
         r = row.get("library_over_hand_written")
         if r is not None:
             lines.append(f"- {arch}: {r['median']:.3f} ({r['q1']:.3f}–{r['q3']:.3f})")
+    compiled = {arch: row["compiled"] for arch, row in latest.items() if "compiled" in row}
+    if compiled:
+        lines += ["", "Under `torch.compile` (`--compile`; against the eager plain step of the "
+                  "same rounds):", "", "| arch | eager plain ms | compiled plain | compiled "
+                  "retrofit | retrofit / plain, both compiled |", "|---|---|---|---|---|"]  # fmt: skip
+        for arch, c in compiled.items():
+            cells = [
+                f"{c['ms'][k]:.1f} ms ({c['ratio'][k]['median']:.2f}×)"
+                for k in ("compiled_plain", "compiled_library")
+            ]
+            r = c["library_over_compiled_plain"]
+            lines.append(
+                f"| {arch} | {c['ms']['eager_plain']:.1f} | {cells[0]} | {cells[1]} | "
+                f"{r['median']:.2f} ({r['q1']:.2f}–{r['q3']:.2f}) |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -221,6 +283,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=10, help="steps per entry per round")
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument(
+        "--compile", action="store_true", help="also time the steps under torch.compile"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "step_cost_floor.jsonl")
     args = parser.parse_args(argv)
     if args.threads is not None:
@@ -228,6 +293,8 @@ def main(argv: list[str] | None = None) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for arch in args.archs:
         row = measure(arch, args.batch, args.steps, args.rounds)
+        if args.compile:
+            row["compiled"] = compiled_times(arch, args.batch, args.steps, args.rounds)
         with args.out.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(f"{arch}: " + ", ".join(f"{k} {v['median']:.2f}x" for k, v in row["ratio"].items()))
