@@ -61,6 +61,7 @@ from defaults_retrofit import (
     paired_ratio,
     score,
     step_times,
+    timing_fields,
     train_loop,
     twins,
 )
@@ -145,13 +146,7 @@ def time_variants(
     times = step_times(arch, batch, steps, rounds, losses, warmup=4)
     ratios = {k: paired_ratio(times, k, "plain") for k in times}
     return {
-        "key": f"timing/{arch}/{batch}",
-        "kind": "timing",
-        "arch": arch,
-        "batch": batch,
-        "threads": torch.get_num_threads(),
-        "rounds": rounds,
-        "ms": {k: 1e3 * statistics.median(v) for k, v in times.items()},
+        **timing_fields(arch, batch, rounds, times),
         "ratio": {k: r["median"] for k, r in ratios.items()},
         "ratio_quartiles": {k: [r["q1"], r["q3"]] for k, r in ratios.items()},
     }

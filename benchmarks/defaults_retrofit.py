@@ -223,6 +223,22 @@ def timing_key(arch: str, batch: int, device: str = "cpu") -> str:
     return f"timing/{arch}/{batch}" + ("" if device == "cpu" else f"/{device}")
 
 
+def timing_fields(
+    arch: str, batch: int, rounds: int, times: dict[str, list[float]]
+) -> dict[str, Any]:
+    """The fields every CPU timing row starts with: its key, what was timed, and the median ms
+    over rounds of each entry of ``times`` (:func:`round_seconds`)."""
+    return {
+        "key": timing_key(arch, batch),
+        "kind": "timing",
+        "arch": arch,
+        "batch": batch,
+        "threads": torch.get_num_threads(),
+        "rounds": rounds,
+        "ms": {k: 1e3 * statistics.median(v) for k, v in times.items()},
+    }
+
+
 def paired_ratio(times: dict[str, list[float]], name: str, baseline: str) -> dict[str, float]:
     """Median and quartiles over rounds of ``name``'s time over ``baseline``'s in the same round
     (a paired ratio: a slow round of the machine slows both)."""

@@ -52,7 +52,15 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _runs import read_rows
-from defaults_retrofit import ARCHS, LATENTS, paired_ratio, round_seconds, step_times, twins
+from defaults_retrofit import (
+    ARCHS,
+    LATENTS,
+    paired_ratio,
+    round_seconds,
+    step_times,
+    timing_fields,
+    twins,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROWS, WEIGHT = 16, 4.0  # the defaults of InvarianceLoss (checked in check_same_estimator)
@@ -66,17 +74,30 @@ ENTRIES = (
 )
 
 
-def penalty(model: nn.Module, prior: Tensor, dims: Tensor, values: Tensor) -> Tensor:
+def intervened(prior: Tensor, dims: Tensor, values: Tensor) -> Tensor:
+    """``prior`` with coordinate ``dims[k]`` of row ``k`` set to ``values[k]``."""
+    out = prior.clone()
+    out[torch.arange(prior.shape[0], device=prior.device), dims] = values
+    return out
+
+
+def penalty(
+    model: nn.Module,
+    prior: Tensor,
+    dims: Tensor,
+    values: Tensor,
+    *,
+    generator_gradient: bool = True,
+) -> Tensor:
     """The invariance term on given prior rows, intervened coordinates and values, in plain
-    torch: ``mean_k (1/n) sum_{i != m_k} (R(N~_k)_i - N_k,i)^2 / var_i(N)``."""
+    torch: ``mean_k (1/n) sum_{i != m_k} (R(N~_k)_i - N_k,i)^2 / var_i(N)``;
+    ``generator_gradient=False`` runs the generator under ``no_grad``."""
     rows, n = prior.shape
-    target = torch.arange(rows, device=prior.device)
-    intervened = prior.clone()
-    intervened[target, dims] = values
-    response = model.encoder(model.decoder(model.latent(intervened)))
-    change = (response - prior).square() / prior.var(0, unbiased=False)
+    with torch.set_grad_enabled(torch.is_grad_enabled() and generator_gradient):
+        images = model.decoder(model.latent(intervened(prior, dims, values)))
+    change = (model.encoder(images) - prior).square() / prior.var(0, unbiased=False)
     off = torch.ones_like(change)
-    off[target, dims] = 0
+    off[torch.arange(rows, device=prior.device), dims] = 0
     return WEIGHT * (change * off).sum(1).mean() / n
 
 
@@ -87,7 +108,6 @@ def hand_written(
     from consistency.module_state import DataStatistics
 
     stats = DataStatistics(model, gradient=gradient)
-    decoder = model.decoder
 
     def term(means: Tensor) -> Tensor:
         z = means.detach()
@@ -96,17 +116,7 @@ def hand_written(
         dims = torch.randint(n, (ROWS,), device=z.device)
         values = z[torch.randint(batch, (ROWS,), device=z.device), dims]
         with stats.applied():
-            if generator_gradient:
-                return penalty(model, prior, dims, values)
-            with torch.no_grad():
-                target = torch.arange(ROWS, device=z.device)
-                intervened = prior.clone()
-                intervened[target, dims] = values
-                images = decoder(model.latent(intervened))
-            change = (model.encoder(images) - prior).square() / prior.var(0, unbiased=False)
-            off = torch.ones_like(change)
-            off[target, dims] = 0
-            return WEIGHT * (change * off).sum(1).mean() / n
+            return penalty(model, prior, dims, values, generator_gradient=generator_gradient)
 
     return term
 
@@ -133,9 +143,8 @@ def check_same_estimator(arch: str) -> None:
         dims = torch.randint(z.shape[1], (ROWS,))
         values = z[torch.arange(ROWS) + ROWS, dims]
         ours = penalty(model, prior, dims, values)
-        intervened = prior.clone()
-        intervened[torch.arange(ROWS), dims] = values
-        iv = Interventions(noise=intervened, source=torch.arange(ROWS), dims=dims, values=values)
+        noise = intervened(prior, dims, values)
+        iv = Interventions(noise=noise, source=torch.arange(ROWS), dims=dims, values=values)
         loss._interventions = lambda *_: iv  # type: ignore[method-assign]
         theirs = loss.weight * loss._compute(prior, z, None)
     if not torch.allclose(ours, theirs, rtol=1e-5, atol=1e-7):
@@ -168,14 +177,8 @@ def measure(arch: str, batch: int, steps: int, rounds: int) -> dict[str, Any]:
     # an even warm-up: the lazy loss starts each round on a computed step
     times = step_times(arch, batch, steps, rounds, factories(arch), warmup=4)
     return {
-        "key": f"timing/{arch}/{batch}",
-        "kind": "timing",
-        "arch": arch,
-        "batch": batch,
-        "threads": torch.get_num_threads(),
-        "rounds": rounds,
+        **timing_fields(arch, batch, rounds, times),
         "steps": steps,
-        "ms": {k: 1e3 * statistics.median(v) for k, v in times.items()},
         "ratio": {k: paired_ratio(times, k, "plain") for k in times if k != "plain"},
         "library_over_hand_written": paired_ratio(times, "library", "hand_written"),
     }
